@@ -1,0 +1,23 @@
+"""memexport: memory metrics for long-running multi-agent Python apps.
+
+Wrap the objects that hold memory, start the exporter, and let Prometheus alert rules and
+Grafana dashboards (shipped beside this package) watch them.
+"""
+
+from memexport.budget import budget
+from memexport.config import configure
+from memexport.process import start_collector, stop_collector
+from memexport.prometheus import make_asgi_app, make_wsgi_app, start_http_server
+from memexport.registry import REGISTRY
+
+__all__ = [
+    "REGISTRY",
+    "budget",
+    "configure",
+    "make_asgi_app",
+    "make_wsgi_app",
+    "start_collector",
+    "start_http_server",
+    "stop_collector",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,256 @@
+"""The component registry: groups, weak references, counters that never go backwards."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+import memexport
+from memexport.counters import Adder, Counter, Histogram
+from memexport.model import Kind, MetricDef
+from memexport.prometheus import register_collector
+from memexport.registry import OVERFLOW_NAME, Registry
+
+THING = Kind(
+    "thing",
+    "thing",
+    (
+        MetricDef("memexport_thing_items", "gauge", "Items."),
+        MetricDef("memexport_thing_largest_items", "gauge", "Largest.", agg="max"),
+        MetricDef("memexport_thing_bytes", "gauge", "Bytes.", "bytes"),
+        MetricDef("memexport_things", "gauge", "Live things.", source="live"),
+        MetricDef("memexport_things_created_total", "counter", "Created.", source="created"),
+        MetricDef("memexport_things_finalized_total", "counter", "Gone.", source="finalized"),
+        MetricDef("memexport_thing_requests_total", "counter", "Requests.", labels=("result",)),
+        MetricDef("memexport_thing_evicted_bytes_total", "counter", "Evicted.", "bytes"),
+        MetricDef("memexport_thing_pulled_total", "counter", "Pulled."),
+        MetricDef("memexport_thing_wait_seconds", "histogram", "Wait.", "seconds",
+                  buckets=(0.1, 1.0)),
+    ),
+    bytes_metric="memexport_thing_bytes",
+)
+
+
+class Box(list):
+    """A weak-referenceable list, standing in for a user's cache."""
+
+
+def track(reg: Registry, obj: Box, name: str):
+    comp = reg.register(obj, THING, name)
+    comp.gauge("memexport_thing_items", len)
+    comp.gauge("memexport_thing_largest_items", len)
+    comp.gauge("memexport_thing_bytes", lambda o: 8 * len(o))
+    comp.pulled_counter("memexport_thing_pulled_total", lambda o: o.pulled)
+    return comp
+
+
+def samples(reg: Registry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    prom = CollectorRegistry(auto_describe=True)
+    register_collector(prom, reg)
+    text = generate_latest(prom).decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_group_sums_max_and_live_count():
+    reg = Registry()
+    a, b = Box([1, 2, 3]), Box([1])
+    a.pulled = b.pulled = 0
+    track(reg, a, "x")
+    track(reg, b, "x")
+    s = samples(reg)
+    assert s[("memexport_thing_items", (("thing", "x"),))] == 4
+    assert s[("memexport_thing_largest_items", (("thing", "x"),))] == 3
+    assert s[("memexport_thing_bytes", (("thing", "x"),))] == 32
+    assert s[("memexport_things", (("thing", "x"),))] == 2
+    assert s[("memexport_things_created_total", (("thing", "x"),))] == 2
+
+
+def test_counters_survive_the_object_and_gauges_leave():
+    reg = Registry()
+    keep, drop = Box([1]), Box([1, 2])
+    keep.pulled, drop.pulled = 5, 7
+    c1 = track(reg, keep, "x")
+    c2 = track(reg, drop, "x")
+    for _ in range(3):
+        c1.counter("memexport_thing_requests_total", "hit").inc()
+    for _ in range(4):
+        c2.counter("memexport_thing_requests_total", "hit").inc()
+    c2.counter("memexport_thing_requests_total", "miss").inc()
+    c2.adder("memexport_thing_evicted_bytes_total").add(100)
+    c2.histogram("memexport_thing_wait_seconds").observe(0.5)
+    before = samples(reg)
+    hit = ("memexport_thing_requests_total", (("result", "hit"), ("thing", "x")))
+    assert before[hit] == 7
+    assert before[("memexport_thing_pulled_total", (("thing", "x"),))] == 12
+    del drop, c2
+    gc.collect()
+    after = samples(reg)
+    assert after[hit] == 7
+    assert after[("memexport_thing_requests_total", (("result", "miss"), ("thing", "x")))] == 1
+    assert after[("memexport_thing_evicted_bytes_total", (("thing", "x"),))] == 100
+    assert after[("memexport_thing_pulled_total", (("thing", "x"),))] == 12
+    assert after[("memexport_thing_wait_seconds_count", (("thing", "x"),))] == 1
+    assert after[("memexport_thing_items", (("thing", "x"),))] == 1
+    assert after[("memexport_things", (("thing", "x"),))] == 1
+    assert after[("memexport_things_finalized_total", (("thing", "x"),))] == 1
+    del keep, c1
+    gc.collect()
+    gone = samples(reg)
+    assert ("memexport_thing_items", (("thing", "x"),)) not in gone
+    assert gone[("memexport_things", (("thing", "x"),))] == 0
+    assert gone[hit] == 7
+
+
+def test_registry_keeps_no_object_alive():
+    reg = Registry()
+    box = Box()
+    box.pulled = 0
+    track(reg, box, "x")
+    import weakref
+
+    ref = weakref.ref(box)
+    del box
+    gc.collect()
+    assert ref() is None
+    assert reg.live_components() == 0
+
+
+def test_pulled_counter_reset_does_not_go_backwards():
+    reg = Registry()
+    box = Box()
+    box.pulled = 10
+    track(reg, box, "x")
+    key = ("memexport_thing_pulled_total", (("thing", "x"),))
+    assert samples(reg)[key] == 10
+    box.pulled = 2  # the object's own counter was reset (cache_clear())
+    assert samples(reg)[key] == 12
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "__x", "a" * 129, "ü", 3, None, "x\n"])
+def test_invalid_names_raise_value_error_naming_them(bad):
+    with pytest.raises(ValueError, match=repr(bad)[:20].replace("\\", "\\\\").replace("(", r"\(")
+                       .replace("[", r"\[").replace("*", r"\*")):
+        Registry().register(Box(), THING, bad)
+
+
+def test_name_cap_folds_into_overflow_and_counts():
+    reg = Registry(max_names_per_kind=2)
+    boxes = [Box() for _ in range(5)]
+    for i, b in enumerate(boxes):
+        b.pulled = 0
+        track(reg, b, f"n{i}")
+    s = samples(reg)
+    assert s[("memexport_things", (("thing", OVERFLOW_NAME),))] == 3
+    assert s[("memexport_series_overflow_total", (("kind", "thing"),))] == 3
+    names = {dict(k[1]).get("thing") for k in s if k[0] == "memexport_things"}
+    assert names == {"n0", "n1", OVERFLOW_NAME}
+    track(reg, boxes[0], "n0")  # an existing name still gets its own series
+    assert samples(reg)[("memexport_things", (("thing", "n0"),))] == 2
+
+
+def test_failing_reader_is_counted_logged_once_and_scrape_goes_on(caplog):
+    reg = Registry()
+    good, bad = Box([1]), Box([1])
+    good.pulled = bad.pulled = 0
+    track(reg, good, "good")
+    comp = track(reg, bad, "bad")
+
+    def broken(obj):
+        raise RuntimeError("secret user data")
+
+    comp.gauge("memexport_thing_items", broken)
+    with caplog.at_level(logging.WARNING, logger="memexport"):
+        s1 = samples(reg)
+        s2 = samples(reg)
+    assert s2[("memexport_thing_items", (("thing", "good"),))] == 1
+    assert ("memexport_thing_items", (("thing", "bad"),)) not in s2
+    assert s2[("memexport_thing_bytes", (("thing", "bad"),))] == 8
+    assert s1[("memexport_collector_errors_total", (("collector", "thing"),))] == 1
+    assert s2[("memexport_collector_errors_total", (("collector", "thing"),))] == 2
+    assert len([r for r in caplog.records if "memexport_thing_items" in r.getMessage()]) == 1
+    text = generate_latest_text(reg)
+    assert "secret user data" not in text
+
+
+def generate_latest_text(reg: Registry) -> str:
+    prom = CollectorRegistry()
+    register_collector(prom, reg)
+    return generate_latest(prom).decode()
+
+
+def test_unweakrefable_object_gets_a_type_error():
+    with pytest.raises(TypeError, match="weak references"):
+        Registry().register({}, THING, "x")
+
+
+def test_counter_exact_under_eight_threads():
+    c = Counter()
+    inc = c.inc
+    n = 1_000_000
+
+    def work():
+        for _ in range(n):
+            inc()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert c.value() == 8 * n
+
+
+def test_adder_and_histogram_exact_under_threads():
+    a, h = Adder(), Histogram((1.0, 2.0))
+
+    def work():
+        for i in range(20_000):
+            a.add(1)
+            h.observe(float(i % 3))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert a.value() == 160_000
+    v = h.value()
+    assert v.count == 160_000
+    assert v.cumulative == (8 * 13334, 8 * 20_000, 8 * 20_000)  # 0 and 1 fall in le=1
+    assert v.sum == 8 * (6667 * 1 + 6666 * 2)
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "1GB", True])
+def test_budget_rejects_bad_limits(bad):
+    with pytest.raises(ValueError, match="limit_bytes"):
+        memexport.budget(bad)
+
+
+def test_budget_exported_next_to_usage():
+    reg = Registry()
+    box = Box([1, 2])
+    box.pulled = 0
+    track(reg, box, "x")
+    memexport.budget(1024, kind="thing", name="x", registry=reg)
+    memexport.budget(2**30, registry=reg)
+    s = samples(reg)
+    assert s[("memexport_thing_budget_bytes", (("thing", "x"),))] == 1024
+    assert s[("memexport_process_memory_budget_bytes", ())] == 2**30
+    with pytest.raises(ValueError, match="'nokind'"):
+        memexport.budget(1, kind="nokind", name="x", registry=reg)
+    with pytest.raises(ValueError, match="needs a kind"):
+        memexport.budget(1, name="x", registry=reg)
+
+
+def test_max_names_validation():
+    with pytest.raises(ValueError, match="0"):
+        memexport.configure(max_names_per_kind=0)
