@@ -7,11 +7,12 @@ Grafana dashboards (shipped beside this package) watch them.
 from memexport.budget import budget
 from memexport.config import configure
 from memexport.process import start_collector, stop_collector
-from memexport.prometheus import make_asgi_app, make_wsgi_app, start_http_server
+from memexport.prometheus import MetricsServer, make_asgi_app, make_wsgi_app, start_http_server
 from memexport.registry import REGISTRY
 
 __all__ = [
     "REGISTRY",
+    "MetricsServer",
     "budget",
     "configure",
     "make_asgi_app",

@@ -47,6 +47,9 @@ class MetricDef:
     agg: Aggregation = "sum"
     source: Source = "member"
     buckets: tuple[float, ...] = DEFAULT_SECONDS_BUCKETS
+    #: OpenTelemetry instrument name where a semantic convention exists (pools use the
+    #: ``db.client.connection.*`` shapes); None derives ``memexport.<kind>.<rest>``.
+    otel_name: str | None = None
 
     def __post_init__(self) -> None:
         check_metric_name(self.name)

@@ -242,6 +242,7 @@ class Registry:
         self._overflow: dict[str, int] = {}
         self._budgets: dict[tuple[str, str] | None, float] = {}
         self._sources: dict[str, FamilySource] = {}
+        self._tick_jobs: dict[str, Callable[[float], None]] = {}
         self._max_names = DEFAULT_MAX_NAMES
         self.set_max_names(max_names_per_kind)
         self.errors = ErrorLog()
@@ -279,6 +280,26 @@ class Registry:
         with self._lock:
             self._sources[name] = source
             self.errors.declare(name)
+
+    def add_tick_job(self, name: str, job: Callable[[float], None]) -> None:
+        """Run ``job(deadline)`` on every process-collector tick (expensive sampling, such as
+        deep sizes, belongs there); ``deadline`` is a ``time.perf_counter()`` value to stop by.
+        Replaces a job of the same name; failures are counted under collector ``name``."""
+        with self._lock:
+            self._tick_jobs[name] = job
+            self.errors.declare(name)
+
+    def run_tick_jobs(self, budget_seconds: float = 0.05) -> None:
+        """Called by the collector thread: run each tick job within the time budget."""
+        with self._lock:
+            jobs = list(self._tick_jobs.items())
+        for name, job in jobs:
+            start = time.perf_counter()
+            try:
+                job(start + budget_seconds)
+            except Exception as exc:
+                self.errors.record(name, name, exc)
+            self.record_duration(name, time.perf_counter() - start)
 
     def set_budget(self, limit_bytes: float, kind: str | None, name: str | None) -> None:
         with self._lock:
@@ -496,7 +517,8 @@ class Registry:
     def live_components(self) -> int:
         with self._lock:
             self._drain()
-            return sum(1 for c in self._by_ref.values() if c.ref is not None and c.ref() is not None)
+            return sum(1 for c in self._by_ref.values()
+                       if c.ref is not None and c.ref() is not None)
 
 
 REGISTRY = Registry()

@@ -1,0 +1,34 @@
+"""The ``memexport`` command: ``memexport demo`` and ``memexport bench``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+USAGE = """usage: memexport {demo,bench} [options]
+
+  demo    run a simulated multi-agent app serving /metrics (memexport demo --help)
+  bench   time memexport's hot paths against their baselines (memexport bench --help)
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "demo":
+        from memexport.demo import main as demo_main
+
+        return demo_main(rest)
+    if command == "bench":
+        from memexport.bench import main as bench_main
+
+        return bench_main(rest)
+    sys.stderr.write(f"memexport: unknown command {command!r}\n{USAGE}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
