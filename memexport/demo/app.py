@@ -74,7 +74,8 @@ def run(*, port: int, addr: str, duration: float | None, scenario: str, tick: fl
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}: use one of {sorted(SCENARIOS)}")
     server = memexport.start_http_server(port, addr, collector=False)
-    collector = memexport.start_collector(collector_interval)
+    # The demo shows everything, opt-in probes included (USS and tracemalloc cost CPU).
+    collector = memexport.start_collector(collector_interval, uss=True, tracemalloc=True)
     parts = load_parts(scenario)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
