@@ -124,7 +124,7 @@ def _dashboards() -> list[tuple[str, dict]]:
 
 
 def test_every_dashboard_panel_query_returns_data(stack: tuple[Prom, int]) -> None:
-    from queries import panel_queries
+    from dashboards_src.queries import panel_queries
 
     prom, _ = stack
     queries = [(name, title, expr) for name, dash in _dashboards()
