@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -247,7 +248,16 @@ class Registry:
         self.set_max_names(max_names_per_kind)
         self.errors = ErrorLog()
         self.errors.declare("registry")
+        if hasattr(os, "register_at_fork"):
+            me = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (r := me()) and r._after_fork())
         self._durations: dict[str, float] = {}
+
+    def _after_fork(self) -> None:
+        """A lock held by another thread at fork time stays held forever in the child."""
+        self._lock = threading.RLock()
+        self._collect_lock = threading.Lock()
+        self.errors._lock = threading.Lock()
 
     # -- configuration -------------------------------------------------------------------
 
