@@ -136,8 +136,9 @@ def test_every_dashboard_panel_query_returns_data(stack: tuple[Prom, int]) -> No
                 if not prom.query(expr)]
 
     # Rates need two scrapes inside their window and the leak needs time to show.
-    assert not poll(lambda: not empty(), deadline_s=90) and not empty(), (
-        "panels without data:\n" + "\n".join(empty()))
+    poll(lambda: not empty(), deadline_s=90)
+    missing = empty()
+    assert not missing, "panels without data:\n" + "\n".join(missing)
 
 
 def test_every_rule_evaluates_without_error(stack: tuple[Prom, int]) -> None:
