@@ -1,0 +1,72 @@
+"""The ``memexport`` command: demo runs and stops cleanly, bench prints its JSON shape."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, free_port
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "memexport.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_help_lists_the_commands() -> None:
+    res = run_cli("--help")
+    assert res.returncode == 0
+    assert "demo" in res.stdout and "bench" in res.stdout
+
+
+def test_unknown_command_fails() -> None:
+    res = run_cli("nope")
+    assert res.returncode == 2 and "unknown command 'nope'" in res.stderr
+
+
+def test_demo_runs_for_its_duration_and_prints_status() -> None:
+    res = run_cli("demo", "--port", str(free_port()), "--duration", "2", "--tick", "0.1",
+                  "--collector-interval", "0.5")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("memexport demo: scenario 'healthy'")
+    status = [line for line in lines if line.startswith("memexport demo [healthy]")]
+    assert status, res.stdout
+    assert "rss " in status[-1] and "components " in status[-1] and "scrapes " in status[-1]
+    assert lines[-1] == "memexport demo: stopped"
+
+
+def test_demo_port_in_use_exits_with_a_clear_message() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = run_cli("demo", "--port", str(port), "--duration", "1")
+    assert res.returncode == 2
+    assert f"127.0.0.1:{port}: address already in use" in res.stderr
+
+
+def test_demo_rejects_bad_arguments() -> None:
+    res = run_cli("demo", "--scenario", "nope")
+    assert res.returncode == 2 and "invalid choice: 'nope'" in res.stderr
+    res = run_cli("demo", "--duration", "-1")
+    assert res.returncode == 2 and "--duration must be positive" in res.stderr
+
+
+def test_bench_json_shape() -> None:
+    res = run_cli("bench", "--quick", "--json", "--only", "counter")
+    assert res.returncode == 0, res.stderr
+    cases = json.loads(res.stdout)["cases"]
+    names = {c["name"] for c in cases}
+    assert {"counter: bare int += 1", "counter: memexport Counter.inc()",
+            "counter: prometheus_client Counter.labels(...).inc()"} <= names
+    for c in cases:
+        assert set(c) == {"name", "ns_per_op", "baseline", "baseline_ns_per_op", "ratio"}
+        assert c["ns_per_op"] > 0
+        if c["baseline"] is not None:
+            assert c["baseline"] in names
+            assert c["ratio"] == pytest.approx(c["ns_per_op"] / c["baseline_ns_per_op"],
+                                               rel=1e-3)
