@@ -22,10 +22,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
-from memexport.counters import Adder, Counter, Histogram, HistogramValue
+from memexport.counters import Adder, Counter, Histogram
 from memexport.model import Family, Kind, LabelValues
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Component",
     "ErrorLog",
     "Group",
+    "Profile",
     "Reader",
     "Registry",
     "validate_name",
@@ -48,6 +49,10 @@ DEFAULT_MAX_NAMES = 1000
 #: A scrape-time reader: gets the instrumented object, returns a number or None (absent).
 #: It must not close over the object itself, or the registry would keep it alive.
 Reader = Callable[[Any], "float | int | None"]
+
+#: Collected members are folded at each collection, or by ``register`` past this many.
+_DRAIN_AT = 1024
+_NO_GROUPS: dict[str, Any] = {}
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}")
 
@@ -101,102 +106,116 @@ class ErrorLog:
             return dict(self._counts)
 
 
+class Profile:
+    """Scrape-time readers shared by every component of one kind built the same way.
+
+    Built once per class of instrumented object (``registry.profile(kind, {...})``) and passed
+    to ``register``, it makes tracking one more object cost a weak reference and two dict
+    entries: nothing is validated or copied per object.
+    """
+
+    __slots__ = ("kind", "readers")
+
+    def __init__(self, kind: Kind, readers: Mapping[str | Key, Reader]) -> None:
+        self.kind = kind
+        out: dict[Key, Reader] = {}
+        for spec, reader in readers.items():
+            metric, labels = (spec, ()) if isinstance(spec, str) else spec
+            out[kind_key(kind, metric, tuple(labels), ("gauge",))] = reader
+        self.readers = out
+
+
+def kind_key(kind: Kind, metric: str, labels: LabelValues, types: tuple[str, ...]) -> Key:
+    """Validate that ``metric{labels}`` is a per-member metric of ``kind`` of one of ``types``."""
+    mdef = kind.by_name.get(metric)
+    if mdef is None or mdef.type not in types or mdef.source != "member":
+        raise ValueError(f"{metric!r} is not a per-member {'/'.join(types)} of kind "
+                         f"{kind.name!r}")
+    if len(labels) != len(mdef.labels) or not all(isinstance(v, str) for v in labels):
+        raise ValueError(f"{metric!r} takes labels {mdef.labels}, got values {labels!r}")
+    return (metric, labels)
+
+
+class _Pulled:
+    """A counter the object keeps itself, with reset detection (see ``pulled_counter``)."""
+
+    __slots__ = ("base", "last", "reader")
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self.last = 0.0
+        self.base = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.base + self.last
+
+
 class Component:
-    """The record of one instrumented object. Kind modules fill it right after ``register``."""
+    """The record of one instrumented object: a weak reference, its readers, its group.
 
-    __slots__ = (
-        "adders",
-        "counters",
-        "group",
-        "histograms",
-        "pulled",
-        "pulled_base",
-        "pulled_last",
-        "readers",
-        "ref",
-    )
+    Event counters, adders and histograms belong to the group (every member of one kind and
+    name shares them), so an object's counts stay in the totals when it is collected and
+    tracking an object allocates no counters. ``state`` is free for the kind module.
+    """
 
-    def __init__(self, group: Group) -> None:
+    __slots__ = ("group", "pulled", "readers", "ref", "state")
+
+    _NO_READERS: Mapping[Key, Reader] = {}
+
+    def __init__(self, group: Group, profile: Profile | None = None) -> None:
         self.group = group
         self.ref: weakref.ref[Any] | None = None
-        self.counters: dict[Key, Counter] = {}
-        self.adders: dict[Key, Adder] = {}
-        self.histograms: dict[Key, Histogram] = {}
-        self.readers: dict[Key, Reader] = {}
-        self.pulled: dict[Key, Reader] = {}
-        self.pulled_last: dict[Key, float] = {}
-        self.pulled_base: dict[Key, float] = {}
-
-    def _key(self, metric: str, labels: LabelValues, *types: str) -> Key:
-        mdef = self.group.kind.by_name.get(metric)
-        if mdef is None or mdef.type not in types or mdef.source != "member":
-            raise ValueError(f"{metric!r} is not a per-member {'/'.join(types)} of kind "
-                             f"{self.group.kind.name!r}")
-        if len(labels) != len(mdef.labels):
-            raise ValueError(f"{metric!r} takes labels {mdef.labels}, got values {labels!r}")
-        return (metric, labels)
+        self.readers: Mapping[Key, Reader] = (
+            profile.readers if profile is not None else self._NO_READERS)
+        self.pulled: dict[Key, _Pulled] | None = None
+        self.state: Any = None
 
     def counter(self, metric: str, *labels: str) -> Counter:
-        """The event counter for ``metric{labels}``; hand its ``inc`` to the hot path."""
-        key = self._key(metric, labels, "counter")
-        c = self.counters.get(key)
-        if c is None:
-            c = self.counters[key] = Counter()
-        return c
+        """The group's event counter for ``metric{labels}``; hand its ``inc`` to the hot path."""
+        return self.group.counter(metric, *labels)
 
     def adder(self, metric: str, *labels: str) -> Adder:
-        """A counter of amounts (bytes, seconds) for ``metric{labels}``."""
-        key = self._key(metric, labels, "counter")
-        a = self.adders.get(key)
-        if a is None:
-            a = self.adders[key] = Adder()
-        return a
+        """The group's counter of amounts (bytes, seconds) for ``metric{labels}``."""
+        return self.group.adder(metric, *labels)
 
     def histogram(self, metric: str, *labels: str) -> Histogram:
-        key = self._key(metric, labels, "histogram")
-        h = self.histograms.get(key)
-        if h is None:
-            h = self.histograms[key] = Histogram(self.group.kind.by_name[metric].buckets)
-        return h
+        """The group's histogram for ``metric{labels}``."""
+        return self.group.histogram(metric, *labels)
 
     def gauge(self, metric: str, reader: Reader, *labels: str) -> None:
-        """Read ``metric{labels}`` from the object at each scrape with ``reader(obj)``."""
-        self.readers[self._key(metric, labels, "gauge")] = reader
+        """Read ``metric{labels}`` from this object at each scrape with ``reader(obj)``."""
+        key = kind_key(self.group.kind, metric, labels, ("gauge",))
+        readers = dict(self.readers)  # copy on write: a profile's readers are shared
+        readers[key] = reader
+        self.readers = readers
 
     def pulled_counter(self, metric: str, reader: Reader, *labels: str) -> None:
         """A counter the object keeps itself (``cache_info().hits``), read at scrape time.
 
         A value lower than the last one is taken as a reset of the object's own counter
-        (``cache_clear()``): the exported total carries on from where it was.
+        (``cache_clear()``): the exported total carries on from where it was. When the object
+        is collected, its last reading stays in the group's total.
         """
-        key = self._key(metric, labels, "counter")
-        self.pulled[key] = reader
-        self.pulled_last[key] = 0.0
-        self.pulled_base[key] = 0.0
+        key = kind_key(self.group.kind, metric, labels, ("counter",))
+        if self.pulled is None:
+            self.pulled = {}
+        self.pulled[key] = _Pulled(reader)
 
     def read_pulled(self, key: Key, obj: Any, errors: ErrorLog) -> float:
-        last = self.pulled_last[key]
+        p = self.pulled[key]  # type: ignore[index]
         try:
-            raw = self.pulled[key](obj)
+            raw = p.reader(obj)
         except Exception as exc:
             errors.record(self.group.kind.name, self._source(key), exc)
-            return self.pulled_base[key] + last
+            return p.total
         if raw is None:
-            return self.pulled_base[key] + last
+            return p.total
         raw = float(raw)
-        if raw < last:
-            self.pulled_base[key] += last
-        self.pulled_last[key] = raw
-        return self.pulled_base[key] + raw
-
-    def counter_totals(self) -> dict[Key, float]:
-        """Every counter's current value; pulled ones as last read (for folding at death)."""
-        out: dict[Key, float] = {k: float(c.value()) for k, c in self.counters.items()}
-        for k, a in self.adders.items():
-            out[k] = out.get(k, 0.0) + a.value()
-        for k in self.pulled:
-            out[k] = out.get(k, 0.0) + self.pulled_base[k] + self.pulled_last[k]
-        return out
+        if raw < p.last:
+            p.base += p.last
+        p.last = raw
+        return p.total
 
     def _source(self, key: Key) -> str:
         metric, labels = key
@@ -204,30 +223,71 @@ class Component:
 
 
 class Group:
-    """All components of one kind and name: live members plus the totals of finalized ones."""
+    """All components of one kind and name: live members, shared counters, retired readings."""
 
-    __slots__ = ("created", "finalized", "kind", "members", "name", "retired", "retired_hist")
+    __slots__ = ("adders", "counters", "created", "dead", "finalized", "histograms", "kind",
+                 "members", "name", "retired")
 
     def __init__(self, kind: Kind, name: str) -> None:
         self.kind = kind
         self.name = name
         self.members: dict[int, Component] = {}  # id(component.ref) -> component
-        self.retired: dict[Key, float] = {}
-        self.retired_hist: dict[Key, HistogramValue] = {}
-        self.created = 0
+        self.counters: dict[Key, Counter] = {}
+        self.adders: dict[Key, Adder] = {}
+        self.histograms: dict[Key, Histogram] = {}
+        self.retired: dict[Key, float] = {}  # pulled counters of collected members
+        # Weak references of collected members, appended by the weakref callback (which may
+        # run in any thread, inside any lock) and folded under the registry lock later.
+        self.dead: deque[weakref.ref[Any]] = deque()
+        self.created = Counter()
         self.finalized = 0
 
+    def counter(self, metric: str, *labels: str) -> Counter:
+        c = self.counters.get((metric, labels))
+        if c is None:
+            key = kind_key(self.kind, metric, labels, ("counter",))
+            c = self.counters.setdefault(key, Counter())
+        return c
+
+    def adder(self, metric: str, *labels: str) -> Adder:
+        a = self.adders.get((metric, labels))
+        if a is None:
+            key = kind_key(self.kind, metric, labels, ("counter",))
+            a = self.adders.setdefault(key, Adder())
+        return a
+
+    def histogram(self, metric: str, *labels: str) -> Histogram:
+        h = self.histograms.get((metric, labels))
+        if h is None:
+            key = kind_key(self.kind, metric, labels, ("histogram",))
+            h = self.histograms.setdefault(key, Histogram(self.kind.by_name[metric].buckets))
+        return h
+
     def retire(self, comp: Component) -> None:
-        for key, value in comp.counter_totals().items():
-            self.retired[key] = self.retired.get(key, 0.0) + value
-        for key, hist in comp.histograms.items():
-            value = hist.value()
-            old = self.retired_hist.get(key)
-            self.retired_hist[key] = value if old is None else old.merged(value)
+        """Fold a collected member's last readings into the totals (registry lock held)."""
+        ref = comp.ref
+        if ref is None or self.members.pop(id(ref), None) is None:
+            return  # already retired
+        if comp.pulled:
+            for key, p in comp.pulled.items():
+                self.retired[key] = self.retired.get(key, 0.0) + p.total
         self.finalized += 1
 
 
 FamilySource = Callable[[], Iterable[Family]]
+
+
+class _GroupSnapshot(NamedTuple):
+    """What a collection reads of one group, taken under the registry lock."""
+
+    group: Group
+    live: list[tuple[Component, Any]]
+    retired: dict[Key, float]
+    counters: list[tuple[Key, Counter]]
+    adders: list[tuple[Key, Adder]]
+    histograms: list[tuple[Key, Histogram]]
+    created: int
+    finalized: int
 
 
 class Registry:
@@ -238,8 +298,6 @@ class Registry:
         self._collect_lock = threading.Lock()
         self._kinds: dict[str, Kind] = {}
         self._groups: dict[str, dict[str, Group]] = {}
-        self._by_ref: dict[int, Component] = {}  # id(component.ref) -> component
-        self._dead: deque[weakref.ref[Any]] = deque()
         self._overflow: dict[str, int] = {}
         self._budgets: dict[tuple[str, str] | None, float] = {}
         self._sources: dict[str, FamilySource] = {}
@@ -329,57 +387,79 @@ class Registry:
 
     # -- registration (cold path) --------------------------------------------------------
 
-    def register(self, obj: Any, kind: Kind, name: str) -> Component:
-        """Create the record of ``obj`` in group (kind, name); ``obj`` is held weakly."""
-        validate_name(kind.name, name)
+    def profile(self, kind: Kind, readers: Mapping[str | Key, Reader]) -> Profile:
+        """Validate once a set of gauge readers that many components of ``kind`` share.
+
+        Keys are metric names, or ``(metric, label_values)`` for metrics with labels.
+        """
+        return Profile(kind, readers)
+
+    def group(self, kind: Kind, name: str) -> Group:
+        """The group (kind, name), created on first use; folds into ``__overflow__`` past the cap.
+
+        Kind modules may keep it to reach the group's shared counters without an object.
+        """
         with self._lock:
             if self._kinds.get(kind.name) is not kind:
                 self.add_kind(kind)
-            self._drain()
             groups = self._groups[kind.name]
             group = groups.get(name)
             if group is None:
+                validate_name(kind.name, name)
                 if len(groups) - (OVERFLOW_NAME in groups) >= self._max_names:
                     self._overflow[kind.name] += 1
-                    name = OVERFLOW_NAME
-                    group = groups.get(name)
-                if group is None:
+                    group = groups.get(OVERFLOW_NAME)
+                    if group is None:
+                        group = groups[OVERFLOW_NAME] = Group(kind, OVERFLOW_NAME)
+                else:
                     group = groups[name] = Group(kind, name)
-            comp = Component(group)
-            try:
-                ref = weakref.ref(obj, self._dead.append)
-            except TypeError:
-                raise TypeError(
-                    f"memexport cannot track a {type(obj).__qualname__} object: it does not "
-                    f"support weak references (add '__weakref__' to its __slots__)"
-                ) from None
-            # Keyed by the ref's id, not the ref: the referent may be unhashable. The
-            # component holds the ref, so the id stays unique until the component retires.
-            comp.ref = ref
-            group.members[id(ref)] = comp
-            self._by_ref[id(ref)] = comp
-            group.created += 1
-            return comp
+            return group
 
-    def _retire(self, comp: Component) -> None:
-        ref = comp.ref
-        if ref is None or self._by_ref.pop(id(ref), None) is None:
-            return
-        comp.group.members.pop(id(ref), None)
-        comp.group.retire(comp)
+    def register(self, obj: Any, kind: Kind, name: str | Group,
+                 profile: Profile | None = None) -> Component:
+        """Create the record of ``obj`` in group (kind, name); ``obj`` is held weakly.
 
-    def _drain(self) -> None:
-        pop = self._dead.popleft
+        With a ``profile`` (gauge readers built once) and a ``Group`` from ``group()`` instead
+        of a name, this is the cheap path for objects created by the thousand (agents,
+        conversations): a weak reference and two dict entries.
+        """
+        if isinstance(name, Group):
+            group = name
+        else:  # lock-free lookup of a known group; the locked path creates and validates
+            group = self._groups.get(kind.name, _NO_GROUPS).get(name)  # type: ignore[assignment]
+            if group is None or group.kind is not kind:
+                group = self.group(kind, name)
+        comp = Component(group, profile)
+        try:
+            ref = weakref.ref(obj, group.dead.append)
+        except TypeError:
+            raise TypeError(
+                f"memexport cannot track a {type(obj).__qualname__} object: it does not "
+                f"support weak references (add '__weakref__' to its __slots__)"
+            ) from None
+        comp.ref = ref
+        # Keyed by the ref's id, not the ref: the referent may be unhashable. The component
+        # holds the ref, so the id stays unique until the component retires. No lock: a dict
+        # store is atomic, and collections copy the members under the GIL.
+        group.members[id(ref)] = comp
+        group.created.inc()
+        if len(group.dead) > _DRAIN_AT:
+            with self._lock:
+                self._drain(group)
+        return comp
+
+    def _drain(self, group: Group) -> None:
+        """Retire the group's members whose objects were collected (registry lock held)."""
+        pop = group.dead.popleft
+        members = group.members
         while True:
             try:
                 ref = pop()
             except IndexError:
                 return
-            comp = self._by_ref.get(id(ref))
+            comp = members.get(id(ref))
             if comp is not None and comp.ref is ref:
-                self._retire(comp)
-
-    # -- collection (scrape) -------------------------------------------------------------
+                group.retire(comp)
 
     def collect(self) -> list[Family]:
         """Read every group and source once; failures are counted and skipped."""
@@ -397,22 +477,23 @@ class Registry:
             families.extend(self._self_families())
             return families
 
-    def _snapshot(self) -> list[tuple[Group, list[tuple[Component, Any]], dict[Key, float],
-                                     dict[Key, HistogramValue], int, int]]:
+    def _snapshot(self) -> list[_GroupSnapshot]:
         out = []
         with self._lock:
-            self._drain()
             for groups in self._groups.values():
                 for group in groups.values():
+                    self._drain(group)
                     live = []
                     for comp in list(group.members.values()):
                         obj = comp.ref() if comp.ref is not None else None
                         if obj is None:  # died after the drain: fold it now, not next scrape
-                            self._retire(comp)
+                            group.retire(comp)
                         else:
                             live.append((comp, obj))
-                    out.append((group, live, dict(group.retired), dict(group.retired_hist),
-                                group.created, group.finalized))
+                    out.append(_GroupSnapshot(
+                        group, live, dict(group.retired), list(group.counters.items()),
+                        list(group.adders.items()), list(group.histograms.items()),
+                        group.created.value(), group.finalized))
         return out
 
     def _collect_components(self) -> list[Family]:
@@ -426,7 +507,7 @@ class Registry:
                     f"Byte budget set with memexport.budget() for a {kind.name}; compare with "
                     f"{kind.bytes_metric}.", "bytes")
         for snap in self._snapshot():
-            self._collect_group(families, *snap)
+            self._collect_group(families, snap)
         with self._lock:
             budgets = dict(self._budgets)
         for key, limit in budgets.items():
@@ -437,16 +518,18 @@ class Registry:
             families[kind.budget_metric].add({kind.label: name}, limit)
         return list(families.values())
 
-    def _collect_group(self, families: dict[str, Family], group: Group,
-                       live: list[tuple[Component, Any]], retired: dict[Key, float],
-                       retired_hist: dict[Key, HistogramValue], created: int,
-                       finalized: int) -> None:
+    def _collect_group(self, families: dict[str, Family], snap: _GroupSnapshot) -> None:
+        group, live = snap.group, snap.live
         kind = group.kind
         errors = self.errors
         gauges: dict[Key, list[float]] = {}
         failed: set[Key] = set()
-        counters = retired
-        hists = retired_hist
+        counters = snap.retired
+        for key, c in snap.counters:
+            counters[key] = counters.get(key, 0.0) + c.value()
+        for key, a in snap.adders:
+            counters[key] = counters.get(key, 0.0) + a.value()
+        hists = {key: h.value() for key, h in snap.histograms}
         for comp, obj in live:
             for key, reader in comp.readers.items():
                 try:
@@ -460,15 +543,9 @@ class Registry:
                 v = float(v)
                 if not math.isnan(v):
                     gauges.setdefault(key, []).append(v)
-            for key, c in comp.counters.items():
-                counters[key] = counters.get(key, 0.0) + c.value()
-            for key, a in comp.adders.items():
-                counters[key] = counters.get(key, 0.0) + a.value()
-            for key in comp.pulled:
-                counters[key] = counters.get(key, 0.0) + comp.read_pulled(key, obj, errors)
-            for key, h in comp.histograms.items():
-                old = hists.get(key)
-                hists[key] = h.value() if old is None else old.merged(h.value())
+            if comp.pulled:
+                for key in comp.pulled:
+                    counters[key] = counters.get(key, 0.0) + comp.read_pulled(key, obj, errors)
         base = {kind.label: group.name}
         by_name = kind.by_name
 
@@ -479,9 +556,9 @@ class Registry:
             if m.source == "live":
                 families[m.name].add(base, float(len(live)))
             elif m.source == "created":
-                families[m.name].add(base, float(created))
+                families[m.name].add(base, float(snap.created))
             elif m.source == "finalized":
-                families[m.name].add(base, float(finalized))
+                families[m.name].add(base, float(snap.finalized))
         for key, vs in sorted(gauges.items()):
             if key in failed:  # a partial sum would be a made-up value: leave it absent
                 continue
@@ -525,9 +602,10 @@ class Registry:
     # -- introspection for tests and the demo --------------------------------------------
 
     def live_components(self) -> int:
+        """How many tracked objects are alive now (for tests and the demo's status line)."""
         with self._lock:
-            self._drain()
-            return sum(1 for c in self._by_ref.values()
+            groups = [g for gs in self._groups.values() for g in gs.values()]
+            return sum(1 for g in groups for c in list(g.members.values())
                        if c.ref is not None and c.ref() is not None)
 
 

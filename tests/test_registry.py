@@ -254,3 +254,38 @@ def test_budget_exported_next_to_usage():
 def test_max_names_validation():
     with pytest.raises(ValueError, match="0"):
         memexport.configure(max_names_per_kind=0)
+
+
+def test_profile_members_share_readers_and_group_counters():
+    reg = Registry()
+    group = reg.group(THING, "fleet")
+    profile = reg.profile(THING, {"memexport_thing_items": len,
+                                  "memexport_thing_largest_items": len})
+    boxes = [Box([0] * i) for i in range(1, 4)]
+    comps = [reg.register(b, THING, group, profile) for b in boxes]
+    assert comps[0].counter("memexport_thing_requests_total", "hit") is \
+        comps[2].counter("memexport_thing_requests_total", "hit")
+    comps[0].counter("memexport_thing_requests_total", "hit").inc()
+    s = samples(reg)
+    assert s[("memexport_thing_items", (("thing", "fleet"),))] == 6
+    assert s[("memexport_thing_largest_items", (("thing", "fleet"),))] == 3
+    assert s[("memexport_things", (("thing", "fleet"),))] == 3
+    comps[1].gauge("memexport_thing_bytes", lambda o: 100)  # copy on write: others unchanged
+    assert samples(reg)[("memexport_thing_bytes", (("thing", "fleet"),))] == 100
+    with pytest.raises(ValueError, match="memexport_thing_nope"):
+        reg.profile(THING, {"memexport_thing_nope": len})
+    with pytest.raises(ValueError, match="memexport_things_created_total"):
+        reg.profile(THING, {"memexport_things_created_total": len})
+
+
+def test_many_short_lived_members_are_folded_without_a_scrape():
+    reg = Registry()
+    group = reg.group(THING, "short")
+    for _ in range(5000):
+        reg.register(Box(), THING, group)
+    # Members are folded in batches by register itself, so memory stays bounded.
+    assert len(group.members) <= 1100
+    s = samples(reg)
+    assert s[("memexport_things_created_total", (("thing", "short"),))] == 5000
+    assert s[("memexport_things_finalized_total", (("thing", "short"),))] == 5000
+    assert s[("memexport_things", (("thing", "short"),))] == 0
