@@ -5,7 +5,9 @@ Grafana dashboards (shipped beside this package) watch them.
 """
 
 from memexport.budget import budget
+from memexport.cache import cache
 from memexport.config import configure
+from memexport.pool import pool
 from memexport.process import start_collector, stop_collector
 from memexport.prometheus import MetricsServer, make_asgi_app, make_wsgi_app, start_http_server
 from memexport.registry import REGISTRY
@@ -14,9 +16,11 @@ __all__ = [
     "REGISTRY",
     "MetricsServer",
     "budget",
+    "cache",
     "configure",
     "make_asgi_app",
     "make_wsgi_app",
+    "pool",
     "start_collector",
     "start_http_server",
     "stop_collector",

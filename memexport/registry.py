@@ -387,6 +387,12 @@ class Registry:
 
     # -- registration (cold path) --------------------------------------------------------
 
+    @property
+    def wiring(self) -> Any:
+        """Hold while registering and wiring a component (``with registry.wiring:``) so that
+        no scrape sees it half wired; a scrape reads components outside this lock otherwise."""
+        return self._lock
+
     def profile(self, kind: Kind, readers: Mapping[str | Key, Reader]) -> Profile:
         """Validate once a set of gauge readers that many components of ``kind`` share.
 

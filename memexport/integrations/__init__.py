@@ -1,0 +1,1 @@
+"""Third-party integrations: each imported lazily, active only when its library is importable."""
