@@ -7,6 +7,7 @@ Grafana dashboards (shipped beside this package) watch them.
 from memexport.budget import budget
 from memexport.cache import cache
 from memexport.config import configure
+from memexport.otel import use_opentelemetry  # needs opentelemetry only when called
 from memexport.pool import pool
 from memexport.process import start_collector, stop_collector
 from memexport.prometheus import MetricsServer, make_asgi_app, make_wsgi_app, start_http_server
@@ -24,5 +25,6 @@ __all__ = [
     "start_collector",
     "start_http_server",
     "stop_collector",
+    "use_opentelemetry",
 ]
 __version__ = "0.1.0"
