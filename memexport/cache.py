@@ -34,7 +34,6 @@ only); ``None`` exports no bytes; ``bytes=`` reads the cache's own figure.
 
 from __future__ import annotations
 
-import copy
 import functools
 import gc
 import threading
@@ -44,10 +43,9 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from operator import attrgetter
 from typing import Any
 
-import wrapt
-
 from memexport.counters import Counter
 from memexport.model import Kind, MetricDef
+from memexport.proxy import Proxy
 from memexport.registry import REGISTRY, Component, Group, Registry, validate_name
 from memexport.sizing import (
     SampledSize,
@@ -367,7 +365,7 @@ def _release(cells: list[Any]) -> None:
         cell.cell_contents = None
 
 
-class CacheProxy(wrapt.ObjectProxy):
+class CacheProxy(Proxy):
     """Base of memexport's cache proxies: the wrapped cache in every respect but ``type()``.
 
     Subclasses are made per proxy (``_make_proxy``) with the hot methods as closures over
@@ -377,28 +375,6 @@ class CacheProxy(wrapt.ObjectProxy):
     # Plain attribute lookup: wrapt's __getattr__ still forwards what the proxy lacks, but
     # the proxy's own attributes skip the slower hook.
     __getattribute__ = object.__getattribute__
-
-    def __repr__(self) -> str:
-        return repr(self.__wrapped__)
-
-    def __str__(self) -> str:
-        return str(self.__wrapped__)
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        # A proxy pickles as the wrapped cache: the counters belong to this process.
-        return self.__wrapped__.__reduce_ex__(protocol)
-
-    def __reduce__(self) -> Any:
-        return self.__wrapped__.__reduce__()
-
-    def __copy__(self) -> Any:
-        return copy.copy(self.__wrapped__)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        return copy.deepcopy(self.__wrapped__, memo)
-
-    def __dir__(self) -> list[str]:
-        return dir(self.__wrapped__)
 
 
 def _make_proxy(base: type[CacheProxy], wrapped: Any, dunders: dict[str, Any],

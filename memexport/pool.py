@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import copy
 import inspect
 import queue
 import threading
@@ -52,10 +51,9 @@ from math import fsum
 from operator import attrgetter
 from typing import Any
 
-import wrapt
-
 from memexport.counters import DEFAULT_SECONDS_BUCKETS, Counter, Histogram, HistogramValue
 from memexport.model import Kind, MetricDef
+from memexport.proxy import Proxy
 from memexport.registry import REGISTRY, Component, Reader, Registry, validate_name
 
 __all__ = [
@@ -484,7 +482,7 @@ def _exhausted_types(spec: Any) -> tuple[type[BaseException], ...]:
 # -- proxies --------------------------------------------------------------------------------
 
 
-class PoolProxy(wrapt.ObjectProxy):
+class PoolProxy(Proxy):
     """Base of memexport's pool proxies: the wrapped pool in every respect but ``type()``.
 
     Subclasses are made per proxy with the hot methods as closures over the recorder.
@@ -509,28 +507,6 @@ class PoolProxy(wrapt.ObjectProxy):
 
     async def __aexit__(self, *exc: Any) -> Any:
         return await self.__wrapped__.__aexit__(*exc)
-
-    def __repr__(self) -> str:
-        return repr(self.__wrapped__)
-
-    def __str__(self) -> str:
-        return str(self.__wrapped__)
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        # A proxy pickles as the wrapped pool: the counters belong to this process.
-        return self.__wrapped__.__reduce_ex__(protocol)
-
-    def __reduce__(self) -> Any:
-        return self.__wrapped__.__reduce__()
-
-    def __copy__(self) -> Any:
-        return copy.copy(self.__wrapped__)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        return copy.deepcopy(self.__wrapped__, memo)
-
-    def __dir__(self) -> list[str]:
-        return dir(self.__wrapped__)
 
 
 def make_proxy(wrapped: Any, methods: dict[str, Any], recorder: Recorder,
