@@ -46,6 +46,7 @@ from typing import Any
 from memexport.counters import Counter
 from memexport.model import Kind, MetricDef
 from memexport.proxy import Proxy
+from memexport.readers import reader_from
 from memexport.registry import REGISTRY, Component, Group, Registry, validate_name
 from memexport.sizing import (
     SampledSize,
@@ -181,26 +182,6 @@ def _estimator(counts: Counts, counters: list[Counter] | None = None
 
 
 # -- readers -------------------------------------------------------------------------------
-
-
-def _reader(spec: Any, what: str) -> Reader | None:
-    """Turn an explicit ``items=``/``bytes=``/``max_*=`` argument into a scrape-time reader."""
-    if spec is None:
-        return None
-    if isinstance(spec, bool):
-        raise ValueError(f"{what}={spec!r}: pass a number, an attribute name or a callable")
-    if isinstance(spec, int | float):
-        if spec < 0:
-            raise ValueError(f"{what}={spec!r} must not be negative")
-        value = spec
-        return lambda _obj: value
-    if isinstance(spec, str):
-        if not spec.isidentifier():
-            raise ValueError(f"{what}={spec!r} is not an attribute name")
-        return attrgetter(spec)
-    if callable(spec):
-        return spec
-    raise ValueError(f"{what}={spec!r}: pass a number, an attribute name or a callable")
 
 
 def _unwrapped(reader: Reader) -> Reader:
@@ -1151,10 +1132,10 @@ def cache(obj: Any = None, /, *, name: str, sizer: Any = "auto", items: Any = No
     """
     validate_name("cache", name)
     mode, entry_sizer = _sizer_mode(sizer)
-    items_r = _reader(items, "items")
-    bytes_r = _reader(bytes, "bytes")
-    max_items_r = _reader(max_items, "max_items")
-    max_bytes_r = _reader(max_bytes, "max_bytes")
+    items_r = reader_from(items, "items")
+    bytes_r = reader_from(bytes, "bytes")
+    max_items_r = reader_from(max_items, "max_items")
+    max_bytes_r = reader_from(max_bytes, "max_bytes")
     lookup_names = _names(lookups, "lookups")
     store_names = _names(stores, "stores")
     if not isinstance(registry, Registry):

@@ -54,6 +54,7 @@ from typing import Any
 from memexport.counters import DEFAULT_SECONDS_BUCKETS, Counter, Histogram, HistogramValue
 from memexport.model import Kind, MetricDef
 from memexport.proxy import Proxy
+from memexport.readers import reader_from
 from memexport.registry import REGISTRY, Component, Reader, Registry, validate_name
 
 __all__ = [
@@ -404,37 +405,6 @@ def _safe_number(reader: Reader, obj: Any) -> float | None:
 
 
 # -- readers --------------------------------------------------------------------------------
-
-
-def _path_reader(path: str) -> Reader:
-    """Read a dotted attribute path; a callable at the end is called (``"pool.qsize"``)."""
-    get = attrgetter(path)
-
-    def read(obj: Any) -> Any:
-        value = get(obj)
-        return value() if callable(value) else value
-
-    return read
-
-
-def _reader(spec: Any, what: str) -> Reader | None:
-    """Turn an explicit ``idle=``/``max_size=``/... argument into a scrape-time reader."""
-    if spec is None:
-        return None
-    if isinstance(spec, bool):
-        raise ValueError(f"{what}={spec!r}: pass a number, an attribute name or a callable")
-    if isinstance(spec, int | float):
-        if spec < 0:
-            raise ValueError(f"{what}={spec!r} must not be negative")
-        value = spec
-        return lambda _obj: value
-    if isinstance(spec, str):
-        if not all(part.isidentifier() for part in spec.split(".")):
-            raise ValueError(f"{what}={spec!r} is not an attribute name or dotted path")
-        return _path_reader(spec)
-    if callable(spec):
-        return spec
-    raise ValueError(f"{what}={spec!r}: pass a number, an attribute name or a callable")
 
 
 def _is_number(value: Any) -> bool:
@@ -1130,17 +1100,17 @@ def _readers(obj: Any, *, idle: Any, in_use: Any, max_size: Any, size: Any
     """Explicit readers, else what the pool keeps: a queue of idle resources, a max size
     attribute, a current-size attribute."""
     return {
-        "idle": _reader(idle, "idle") or _store_reader(obj),
-        "in_use": _reader(in_use, "in_use"),
-        "max_size": _reader(max_size, "max_size") or _number_reader(obj, MAX_ATTRS),
-        "size": _reader(size, "size") or _number_reader(obj, SIZE_ATTRS),
+        "idle": reader_from(idle, "idle") or _store_reader(obj),
+        "in_use": reader_from(in_use, "in_use"),
+        "max_size": reader_from(max_size, "max_size") or _number_reader(obj, MAX_ATTRS),
+        "size": reader_from(size, "size") or _number_reader(obj, SIZE_ATTRS),
     }
 
 
 def _check_readers(idle: Any, in_use: Any, max_size: Any, size: Any) -> None:
     for what, spec in (("idle", idle), ("in_use", in_use), ("max_size", max_size),
                        ("size", size)):
-        _reader(spec, what)
+        reader_from(spec, what)
 
 
 def _cannot_tell(label: str) -> str:
