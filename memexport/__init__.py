@@ -4,9 +4,12 @@ Wrap the objects that hold memory, start the exporter, and let Prometheus alert 
 Grafana dashboards (shipped beside this package) watch them.
 """
 
+from memexport.agent import agent
 from memexport.budget import budget
 from memexport.cache import cache
+from memexport.cleanup import cleanup
 from memexport.config import configure
+from memexport.conversation import conversation
 from memexport.otel import use_opentelemetry  # needs opentelemetry only when called
 from memexport.pool import pool
 from memexport.process import start_collector, stop_collector
@@ -16,9 +19,12 @@ from memexport.registry import REGISTRY
 __all__ = [
     "REGISTRY",
     "MetricsServer",
+    "agent",
     "budget",
     "cache",
+    "cleanup",
     "configure",
+    "conversation",
     "make_asgi_app",
     "make_wsgi_app",
     "pool",
