@@ -37,14 +37,15 @@ def exposition() -> Iterator[str]:
     port = free_port()
     demo = start_demo(port, scenario="leak", tick=0.1)
     try:
-        # Let every part take a few steps and the collector a few readings.
-        deadline = time.monotonic() + 30
+        # Every part must have taken a few steps and the collector a few readings: wait
+        # (bounded) until every catalogued family is there, then let the test say what is not.
+        wanted = set(catalogue())
+        deadline = time.monotonic() + 60
         text = scrape(port)
-        while time.monotonic() < deadline and "memexport_tracemalloc_site_bytes{" not in text:
+        while time.monotonic() < deadline and not wanted <= set(families(text)):
             time.sleep(0.5)
             text = scrape(port)
-        time.sleep(2)
-        yield scrape(port)
+        yield text
     finally:
         stop_process(demo)
 

@@ -74,9 +74,10 @@ def run(*, port: int, addr: str, duration: float | None, scenario: str, tick: fl
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}: use one of {sorted(SCENARIOS)}")
     server = memexport.start_http_server(port, addr, collector=False)
+    # Parts first: their imports (LangGraph, SQLAlchemy) are not the app's allocations.
+    parts = load_parts(scenario)
     # The demo shows everything, opt-in probes included (USS and tracemalloc cost CPU).
     collector = memexport.start_collector(collector_interval, uss=True, tracemalloc=True)
-    parts = load_parts(scenario)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
