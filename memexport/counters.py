@@ -3,7 +3,7 @@
 ``Counter.inc`` is the C-level ``__next__`` of an ``itertools.count``: one call, atomic under
 the GIL, tens of nanoseconds. ``Adder`` and ``Histogram`` take amounts through a
 ``deque.append`` (also atomic) and fold them into totals only when read or every
-``_FOLD_AT`` events, so the hot path never waits on a lock either.
+``_FOLD_AT`` events, so the hot path never waits on a lock.
 """
 
 from __future__ import annotations
@@ -107,25 +107,47 @@ def validate_buckets(bounds: Sequence[float]) -> tuple[float, ...]:
 
 
 class Histogram:
-    """Fixed-bucket histogram: ``observe(v)`` is a bisect and two atomic appends/increments."""
+    """Fixed-bucket histogram: ``observe(v)`` appends to a deque; values are put into their
+    buckets when read, or every ``_FOLD_AT`` observations, under a lock the hot path does
+    not otherwise take."""
 
-    __slots__ = ("_bounds", "_counts", "_incs", "_sum")
+    __slots__ = ("_bounds", "_counts", "_lock", "_pending", "_sum")
 
     def __init__(self, bounds: Sequence[float] = DEFAULT_SECONDS_BUCKETS) -> None:
         self._bounds = validate_buckets(bounds)
-        self._counts = [itertools.count() for _ in range(len(self._bounds) + 1)]
-        self._incs = [c.__next__ for c in self._counts]
-        self._sum = Adder()
+        self._counts = [0] * (len(self._bounds) + 1)  # per bucket, the last one is +Inf
+        self._sum = 0.0
+        self._pending: deque[float] = deque()
+        # Re-entrant: a GC callback may observe (and fold) while this thread is folding.
+        self._lock = threading.RLock()
 
     def observe(self, value: float) -> None:
-        # bisect_left: a value equal to a bound belongs to that bucket (le="bound").
-        self._incs[bisect_left(self._bounds, value)]()
-        self._sum.add(value)
+        pending = self._pending
+        pending.append(value)
+        if len(pending) > _FOLD_AT:
+            self._fold()
+
+    def _fold(self) -> None:
+        with self._lock:
+            pop = self._pending.popleft
+            counts = self._counts
+            bounds = self._bounds
+            total = 0.0
+            try:
+                while True:
+                    v = pop()
+                    # bisect_left: a value equal to a bound belongs to that bucket (le=bound).
+                    counts[bisect_left(bounds, v)] += 1
+                    total += v
+            except IndexError:
+                pass
+            self._sum += total
 
     def value(self) -> HistogramValue:
-        per_bucket = [int(repr(c)[6:-1]) for c in self._counts]
-        cumulative = tuple(itertools.accumulate(per_bucket))
-        return HistogramValue(self._bounds, cumulative, self._sum.value(), cumulative[-1])
+        with self._lock:
+            self._fold()
+            cumulative = tuple(itertools.accumulate(self._counts))
+            return HistogramValue(self._bounds, cumulative, self._sum, cumulative[-1])
 
     @property
     def bounds(self) -> tuple[float, ...]:
