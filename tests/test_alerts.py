@@ -31,6 +31,12 @@ RUNBOOK = ALERTS / "runbook.md"
 AM_CONFIG = ALERTS / "alertmanager.yml"
 ROUTE_CASES = ALERTS / "tests" / "alertmanager-routes.yml"
 
+CATALOGUE = ROOT / "docs" / "metrics.md"
+# A catalogue row in docs/metrics.md: | `name` | type | ...
+CATALOGUE_ROW = re.compile(
+    r"^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(gauge|counter|histogram|info)\s*\|")
+BUDGET_METRIC = re.compile(r"memexport_[a-z0-9_]+_budget_bytes")
+
 RUNBOOK_URL = "https://github.com/memexport/memexport/blob/main/alerts/runbook.md#"
 ALERT_NAME = re.compile(r"Memexport(?:[A-Z][a-z0-9]*)+")
 RECORD_NAME = re.compile(r"[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*")
@@ -192,6 +198,17 @@ def test_every_alert_has_firing_and_silent_cases() -> None:
         if name not in silent:
             problems.append(f"{name}: no test case where it must stay silent (exp_alerts: [])")
     assert not problems, "\n".join(dict.fromkeys(problems))
+
+
+def test_every_budget_has_an_alert() -> None:
+    """Each ``memexport_*_budget_bytes`` in docs/metrics.md is compared with usage by an alert."""
+    budgets = sorted({m.group(1) for line in CATALOGUE.read_text(encoding="utf-8").splitlines()
+                      if (m := CATALOGUE_ROW.match(line)) and BUDGET_METRIC.fullmatch(m.group(1))})
+    assert budgets, f"no memexport_*_budget_bytes rows in {CATALOGUE}"
+    used = {name for _, rule in _alerts()
+            for name in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", str(rule["expr"]))}
+    missing = [b for b in budgets if b not in used]
+    assert not missing, f"budgets no alert compares with their usage: {missing}"
 
 
 def test_github_anchor() -> None:

@@ -42,6 +42,15 @@ COMMITTED = load_dashboards()
 NAMES = sorted(BUILT)
 RATE_FUNCS = re.compile(r"(?<![A-Za-z0-9_:])(rate|irate|increase)\s*\(")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+CATALOGUE = ROOT / "docs" / "metrics.md"
+# A catalogue row in docs/metrics.md: | `name` | type | ...
+CATALOGUE_ROW = re.compile(
+    r"^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(gauge|counter|histogram|info)\s*\|")
+# Standard prometheus_client series that need no panel: {name: why}.
+WITHOUT_PANEL = {
+    "python_info": "a constant 1 whose labels carry the Python version: inventory, not a trend",
+    "process_cpu_seconds_total": "CPU time, not memory: it belongs on the app's own dashboards",
+}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
             "unless", "bool", "offset", "inf", "nan"}
 
@@ -199,6 +208,27 @@ def test_panel_queries(name: str) -> None:
         assert expr.strip(), title
         assert "$" not in expr and "[[" not in expr, f"{title}: unsubstituted {expr}"
     assert len(queries) == len(_targets(d))
+
+
+def test_every_catalogued_metric_is_on_a_panel() -> None:
+    """Every metric of docs/metrics.md is queried by some panel (histograms by a series of
+    theirs: _bucket, _sum or _count), except the few in WITHOUT_PANEL."""
+    catalogue = {m.group(1): m.group(2) for line in CATALOGUE.read_text().splitlines()
+                 if (m := CATALOGUE_ROW.match(line))}
+    assert len(catalogue) > 20, f"few rows parsed from {CATALOGUE}"
+    used = {name for d in BUILT.values() for _, t in _targets(d)
+            for name in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", STRING.sub('""', t["expr"]))}
+
+    def on_a_panel(name: str) -> bool:
+        series = {name}
+        if catalogue[name] == "histogram":
+            series |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+        return bool(series & used)
+
+    missing = sorted(n for n in catalogue if n not in WITHOUT_PANEL and not on_a_panel(n))
+    assert not missing, f"catalogued metrics on no dashboard panel: {missing}"
+    stale = sorted(n for n in WITHOUT_PANEL if n not in catalogue or on_a_panel(n))
+    assert not stale, f"WITHOUT_PANEL entries not catalogued or already on a panel: {stale}"
 
 
 def test_promql_parses_with_promtool(tmp_path: Path) -> None:

@@ -39,6 +39,9 @@ TIME_TO_LIMIT = (
     f"clamp(({LIMIT_I} - {RSS_I}) / ({GROWTH} > 0), 0, {HORIZON_SECONDS})"
     f" or ({LIMIT_I} * 0 + {HORIZON_SECONDS})"
 )
+# Seconds since each instance started: drops to zero on a restart.
+UPTIME = f"time() - max by (job, instance) ({metric('process_start_time_seconds')})"
+OVERFLOW_RATE = rate("memexport_series_overflow_total", by=("instance", "kind"))
 ERRORS_RATE = (
     f"{rate('memexport_collector_errors_total', by=('instance', 'collector'))}"
     f" or sum by (instance, collector) (0 * {metric('memexport_collector_duration_seconds')})"
@@ -166,6 +169,7 @@ def build() -> dict[str, Any]:
             description="How fast RSS grows, from a linear fit over the last hour (deriv). "
             "A steady positive slope is a leak; the GC sawtooth averages out.",
             min_value=None,
+            w=8,
         ),
         timeseries(
             "Unique set size (USS)",
@@ -175,6 +179,16 @@ def build() -> dict[str, Any]:
             description="Memory only this process uses (opt-in: reads smaps). RSS also "
             "counts pages shared with other processes, e.g. pre-fork workers.",
             overrides=[dashed(".* rss")],
+            w=8,
+        ),
+        timeseries(
+            "Virtual memory (VMS)",
+            [target(metric("process_virtual_memory_bytes"))],
+            BYTES,
+            description="Virtual memory size: address space reserved, mostly not resident "
+            "(thread stacks, arenas, mapped files). It is what RLIMIT_AS limits (limit "
+            "source rlimit_as); otherwise watch RSS.",
+            w=8,
         ),
     ):
         d = d.with_panel(panel)
@@ -232,14 +246,14 @@ def build() -> dict[str, Any]:
             "Open file descriptors",
             [target(metric("process_open_fds"))],
             COUNT,
-            w=8,
+            w=6,
             description="File descriptors open in the process.",
         ),
         timeseries(
             "File descriptor usage (open / max)",
             [target(f"{metric('process_open_fds')} / {metric('process_max_fds')}")],
             RATIO,
-            w=8,
+            w=6,
             description="Open file descriptors as a fraction of the process's limit "
             "(process_max_fds).",
             steps=thresholds((0.8, "orange"), (0.9, "red")),
@@ -248,8 +262,16 @@ def build() -> dict[str, Any]:
             "Threads",
             [target(metric("memexport_process_threads"))],
             COUNT,
-            w=8,
+            w=6,
             description="Threads of the process. A count that only grows is a thread leak.",
+        ),
+        timeseries(
+            "Uptime",
+            [target(UPTIME)],
+            SECONDS,
+            w=6,
+            description="Time since each instance started (time() - "
+            "process_start_time_seconds). A drop to zero is a restart, e.g. an OOM kill.",
         ),
     ):
         d = d.with_panel(panel)
@@ -295,6 +317,7 @@ def build() -> dict[str, Any]:
             OPS,
             description="Failed reads per second by collector (memexport_collector_errors_"
             "total); each failing source is logged once by the app. Zero when healthy.",
+            w=8,
         ),
         timeseries(
             "Collector run duration",
@@ -304,6 +327,17 @@ def build() -> dict[str, Any]:
             SECONDS,
             description="How long the last run of each collector took (registry = the "
             "scrape-time read of all components).",
+            w=8,
+        ),
+        timeseries(
+            "Series folded into __overflow__ / s",
+            [target(OVERFLOW_RATE, "{{instance}} {{kind}}")],
+            OPS,
+            description="Components per second registered under a new name after their kind "
+            "reached its cap of distinct names (memexport_series_overflow_total), counted "
+            "under __overflow__. Zero when healthy; otherwise a name is built from data "
+            "(e.g. a session id).",
+            w=8,
         ),
     ):
         d = d.with_panel(panel)
