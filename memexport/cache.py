@@ -1167,7 +1167,8 @@ def cache(obj: Any = None, /, *, name: str, sizer: Any = "auto", items: Any = No
         if mode == "own" and bytes_r is None:
             raise ValueError(f"sizer='own': a {type(obj).__qualname__} keeps no byte count; "
                              f"pass bytes= or use sizer='sampled'")
-        spec = _mapping_spec(obj, items_r, bytes_r, max_items_r, max_bytes_r)
+        spec = _mapping_spec(obj, items_r, bytes_r,
+                             *_capacity_readers(obj, max_items_r, max_bytes_r))
         proxy = _mapping_proxy(obj, name, registry, spec,
                                "sampled" if mode == "auto" else mode, entry_sizer)
         proxy._self_name = name

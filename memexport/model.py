@@ -13,7 +13,8 @@ from typing import Literal
 
 from memexport.counters import DEFAULT_SECONDS_BUCKETS, HistogramValue
 
-__all__ = ["Family", "Kind", "MetricDef", "MetricType", "Sample", "check_metric_name"]
+__all__ = ["Family", "Kind", "MetricDef", "MetricType", "Sample", "check_metric_name",
+           "known_kind"]
 
 MetricType = Literal["gauge", "counter", "histogram"]
 Aggregation = Literal["sum", "max"]
@@ -26,6 +27,15 @@ _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _UNITS = ("", "bytes", "seconds", "ratio")
 
 LabelValues = tuple[str, ...]
+
+#: Every kind defined in this process (by the kind modules at import), by name, so that a
+#: registry can take a budget for a kind before any object of it is instrumented.
+_KNOWN_KINDS: dict[str, Kind] = {}
+
+
+def known_kind(name: str) -> Kind | None:
+    """The kind called ``name`` if one was defined (its module imported), else None."""
+    return _KNOWN_KINDS.get(name)
 Sample = tuple[dict[str, str], "float | HistogramValue"]
 
 
@@ -95,6 +105,7 @@ class Kind:
         if self.bytes_metric is not None and self.bytes_metric not in by_name:
             raise ValueError(f"bytes_metric {self.bytes_metric!r} is not a metric of {self.name!r}")
         object.__setattr__(self, "by_name", by_name)
+        _KNOWN_KINDS.setdefault(self.name, self)
 
     @property
     def budget_metric(self) -> str:

@@ -60,6 +60,7 @@ _V1_UNLIMITED = 1 << 62  # cgroup v1 reports "no limit" as ~2**63 rounded down t
 _GENERATIONS = ("0", "1", "2")
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
 _FORK_LOCK_TIMEOUT = 1.0
+DEFAULT_INTERVAL = 15.0
 _EXIT_JOIN_TIMEOUT = 1.0
 
 T = TypeVar("T")
@@ -227,7 +228,7 @@ class ProcessCollector:
         self,
         registry: Registry = REGISTRY,
         *,
-        interval: float = 15.0,
+        interval: float = DEFAULT_INTERVAL,
         uss: bool = False,
         tracemalloc: bool = False,
         tracemalloc_top: int = 10,
@@ -527,7 +528,7 @@ _held_at_fork: list[ProcessCollector] = []
 
 
 def start_collector(
-    interval: float = 15.0,
+    interval: float | None = None,
     *,
     uss: bool | None = None,
     tracemalloc: bool | None = None,
@@ -539,10 +540,12 @@ def start_collector(
     ``uss=True`` adds ``memexport_process_uss_bytes`` (reads smaps: costly);
     ``tracemalloc=True`` traces allocations (1 frame, if memexport starts tracemalloc) and
     exports the top ``tracemalloc_top`` sites. ``None`` keeps the running collector's setting
-    (off, and 10 sites, for a new one), so ``start_http_server()`` does not undo them.
+    (15 s, off, off and 10 sites for a new one), so ``start_http_server()`` does not undo
+    them.
     """
     global _collector
-    interval = _check_interval(interval)
+    if interval is not None:
+        interval = _check_interval(interval)
     if uss is not None:
         _check_flag("uss", uss)
     if tracemalloc is not None:
@@ -556,7 +559,8 @@ def start_collector(
             collector = None
         if collector is None:
             collector = _collector = ProcessCollector(
-                registry, interval=interval, uss=bool(uss), tracemalloc=bool(tracemalloc),
+                registry, interval=DEFAULT_INTERVAL if interval is None else interval,
+                uss=bool(uss), tracemalloc=bool(tracemalloc),
                 tracemalloc_top=10 if tracemalloc_top is None else tracemalloc_top)
         else:
             collector.configure(interval=interval, uss=uss, tracemalloc=tracemalloc,

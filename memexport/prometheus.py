@@ -129,12 +129,14 @@ def start_http_server(
     *,
     registry: CollectorRegistry = prometheus_client.REGISTRY,
     collector: bool = True,
-    collector_interval: float = 15.0,
+    collector_interval: float | None = None,
     **tls: Any,
 ) -> MetricsServer:
     """Serve ``/metrics`` on ``addr:port`` and start the process collector thread.
 
-    ``MEMEXPORT_PORT`` and ``MEMEXPORT_ADDR`` override ``port`` and ``addr``. TLS keyword
+    ``collector_interval`` sets the process collector's interval (``None``: keep the one a
+    running collector has, else 15 s). ``MEMEXPORT_PORT`` and ``MEMEXPORT_ADDR`` override
+    ``port`` and ``addr``. TLS keyword
     arguments (``certfile``, ``keyfile``, ``client_cafile``, ...) go to prometheus_client.
     A port in use raises ``OSError`` naming it, here, and nothing else is started.
     """
@@ -151,23 +153,40 @@ def start_http_server(
         raise OSError(exc.errno, f"memexport cannot serve /metrics on {addr}:{port}: {reason} "
                       f"(pass another port= or set MEMEXPORT_PORT)") from exc
     if collector:
-        from memexport.process import start_collector
-
-        start_collector(collector_interval)
+        _start_collector(collector_interval)
     return MetricsServer(server, thread, ours)
+
+
+def _start_collector(interval: float | None) -> None:
+    """Start the process collector; ``None`` keeps a running one's interval (else 15 s)."""
+    from memexport.process import start_collector
+
+    start_collector(interval)
 
 
 def make_wsgi_app(
     registry: CollectorRegistry = prometheus_client.REGISTRY,
+    *,
+    collector: bool = True,
+    collector_interval: float | None = None,
 ) -> Callable[..., Any]:
-    """A WSGI app serving memexport's metrics (with prometheus_client's) to mount anywhere."""
+    """A WSGI app serving memexport's metrics (with prometheus_client's) to mount anywhere;
+    starts the process collector as ``start_http_server`` does, unless ``collector=False``."""
     register_collector(registry)
+    if collector:
+        _start_collector(collector_interval)
     return prometheus_client.make_wsgi_app(registry)
 
 
 def make_asgi_app(
     registry: CollectorRegistry = prometheus_client.REGISTRY,
+    *,
+    collector: bool = True,
+    collector_interval: float | None = None,
 ) -> Callable[..., Any]:
-    """An ASGI app serving memexport's metrics (with prometheus_client's)."""
+    """An ASGI app serving memexport's metrics (with prometheus_client's); starts the
+    process collector unless ``collector=False``."""
     register_collector(registry)
+    if collector:
+        _start_collector(collector_interval)
     return prometheus_client.make_asgi_app(registry)

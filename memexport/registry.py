@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from memexport.counters import Adder, Counter, Histogram
-from memexport.model import Family, Kind, LabelValues
+from memexport.model import Family, Kind, LabelValues, known_kind
 
 __all__ = [
     "OVERFLOW_NAME",
@@ -211,7 +211,11 @@ class Component:
             return p.total
         if raw is None:
             return p.total
-        raw = float(raw)
+        try:
+            raw = float(raw)
+        except (TypeError, ValueError) as exc:
+            errors.record(self.group.kind.name, self._source(key), exc)
+            return p.total
         if raw < p.last:
             p.base += p.last
         p.last = raw
@@ -374,7 +378,9 @@ class Registry:
             if kind is None:
                 self._budgets[None] = limit_bytes
                 return
-            k = self._kinds.get(kind)
+            k = self._kinds.get(kind) or known_kind(kind)
+            if k is not None and k.bytes_metric is not None:
+                self.add_kind(k)
             if k is None or k.bytes_metric is None:
                 usable = sorted(n for n, kk in self._kinds.items() if kk.bytes_metric)
                 raise ValueError(f"budget kind {kind!r} is not a kind with bytes: use one of "
@@ -540,13 +546,13 @@ class Registry:
             for key, reader in comp.readers.items():
                 try:
                     v = reader(obj)
+                    if v is None:
+                        continue
+                    v = float(v)  # a reader returning a list or a str fails here, counted
                 except Exception as exc:
                     errors.record(kind.name, comp._source(key), exc)
                     failed.add(key)
                     continue
-                if v is None:
-                    continue
-                v = float(v)
                 if not math.isnan(v):
                     gauges.setdefault(key, []).append(v)
             if comp.pulled:

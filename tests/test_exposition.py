@@ -120,3 +120,34 @@ def test_asgi_app(prom: CollectorRegistry) -> None:
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 200
     assert b"memexport_collector_errors_total" in b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_http_server_keeps_a_running_collectors_interval(prom: CollectorRegistry) -> None:
+    from memexport.process import stop_collector
+
+    collector = memexport.start_collector(2.5)
+    try:
+        server = memexport.start_http_server(free_port(), registry=prom)
+        server.close()
+        assert collector.interval == 2.5
+        server = memexport.start_http_server(free_port(), registry=prom, collector_interval=7)
+        server.close()
+        assert collector.interval == 7
+    finally:
+        stop_collector()
+
+
+def test_wsgi_and_asgi_apps_start_the_collector(prom: CollectorRegistry) -> None:
+    from memexport.process import stop_collector
+
+    stop_collector()
+    try:
+        memexport.make_wsgi_app(prom)
+        from memexport import process
+
+        assert process._collector is not None and process._collector.running
+        stop_collector()
+        memexport.make_asgi_app(prom, collector=False)
+        assert process._collector is None or not process._collector.running
+    finally:
+        stop_collector()

@@ -289,3 +289,22 @@ def test_many_short_lived_members_are_folded_without_a_scrape():
     assert s[("memexport_things_created_total", (("thing", "short"),))] == 5000
     assert s[("memexport_things_finalized_total", (("thing", "short"),))] == 5000
     assert s[("memexport_things", (("thing", "short"),))] == 0
+
+
+def test_reader_returning_a_non_number_is_counted_not_fatal():
+    reg = Registry()
+    box = Box([1, 2])
+    box.pulled = "many"  # a pulled counter reading a str
+    comp = track(reg, box, "odd")
+    comp.gauge("memexport_thing_bytes", lambda o: ["not", "a", "number"])
+    s = samples(reg)
+    assert s[("memexport_thing_items", (("thing", "odd"),))] == 2
+    assert ("memexport_thing_bytes", (("thing", "odd"),)) not in s
+    assert s[("memexport_thing_pulled_total", (("thing", "odd"),))] == 0
+    assert s[("memexport_collector_errors_total", (("collector", "thing"),))] == 2
+
+
+def test_budget_for_a_kind_before_any_object_of_it():
+    reg = Registry()  # THING is defined (its module imported) but nothing registered here
+    memexport.budget(4096, kind="thing", name="later", registry=reg)
+    assert samples(reg)[("memexport_thing_budget_bytes", (("thing", "later"),))] == 4096

@@ -278,7 +278,7 @@ def instrument(c: Any, *, name: str, registry: Registry, sizer: str, entry_sizer
     """Return a counting proxy of the cachetools cache ``c``, registered as ``name``."""
     if sizer == "entry":
         raise ValueError("sizer='entry' cannot follow the entries a cachetools cache evicts "
-                         "by itself: give the cache getsizeof=memexport.sizing.value_size "
+                         "by itself: give the cache getsizeof=memexport.sizing.deep_size "
                          "(its own accounting) or use sizer='sampled'")
     internal = _internal(c)
     spec = _spec(c, sizer, items, bytes_, max_items, max_bytes)
