@@ -664,3 +664,20 @@ def test_eight_threads_on_a_dict_lose_no_count(reg: Registry) -> None:
     assert view["memexport_cache_puts_total"] == 8 * n
     assert view["memexport_cache_requests_total{hit}"] + view[
         "memexport_cache_requests_total{miss}"] == 8 * n
+
+
+def test_mapping_capacity_is_read_from_its_attributes() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from memexport.prometheus import register_collector
+    from memexport.registry import Registry
+
+    class Bounded(dict):
+        maxsize = 3
+
+    reg = Registry()
+    kept = memexport.cache(Bounded(), name="bounded", registry=reg)
+    prom = CollectorRegistry()
+    register_collector(prom, reg)
+    assert 'memexport_cache_max_items{cache="bounded"} 3.0' in generate_latest(prom).decode()
+    del kept
