@@ -805,20 +805,11 @@ def _wire_lru(f: Any, name: str, registry: Registry, sizer: str,
 _DICT_EXTRAS = ("get", "setdefault", "pop", "popitem", "clear", "update")
 
 
-def _instrument_mapping_class(cls: type, name: str, registry: Registry, sizer: str,
-                              spec_for: Callable[[Any], _Spec]) -> type:
-    """Count on the class's own methods, so every instance is counted (and stays ``cls``)."""
-    with registry.wiring:  # counters created before any scrape sees the component
-        group = registry.group(KIND, name)
-        counts = Counts(group, bytes_known=sizer == "sampled")
-    hit, miss, put = counts.hit, counts.miss, counts.put
-    orig_getitem = cls.__getitem__
-    orig_setitem = cls.__setitem__
-    orig_delitem = cls.__delitem__
-    has_missing = hasattr(cls, "__missing__")
-    is_dict = issubclass(cls, dict)
-    contains = dict.__contains__ if is_dict else cls.__contains__
-
+def _counted_getitem(orig_getitem: Callable[[Any, Any], Any],
+                     contains: Callable[[Any, Any], bool], has_missing: bool,
+                     hit: Callable[[], int], miss: Callable[[], int]) -> Callable[..., Any]:
+    """A class-level ``__getitem__`` counting hits and misses. A class with ``__missing__``
+    (defaultdict-like, cachetools) does not raise on a miss: ask ``contains`` first."""
     if has_missing:
         def __getitem__(self: Any, key: Any) -> Any:
             if contains(self, key):
@@ -835,6 +826,24 @@ def _instrument_mapping_class(cls: type, name: str, registry: Registry, sizer: s
                 raise
             hit()
             return value
+    return __getitem__
+
+
+def _instrument_mapping_class(cls: type, name: str, registry: Registry, sizer: str,
+                              spec_for: Callable[[Any], _Spec]) -> type:
+    """Count on the class's own methods, so every instance is counted (and stays ``cls``)."""
+    with registry.wiring:  # counters created before any scrape sees the component
+        group = registry.group(KIND, name)
+        counts = Counts(group, bytes_known=sizer == "sampled")
+    hit, miss, put = counts.hit, counts.miss, counts.put
+    orig_getitem = cls.__getitem__
+    orig_setitem = cls.__setitem__
+    orig_delitem = cls.__delitem__
+    has_missing = hasattr(cls, "__missing__")
+    is_dict = issubclass(cls, dict)
+    contains = dict.__contains__ if is_dict else cls.__contains__
+
+    __getitem__ = _counted_getitem(orig_getitem, contains, has_missing, hit, miss)
 
     def __setitem__(self: Any, key: Any, value: Any) -> None:
         orig_setitem(self, key, value)

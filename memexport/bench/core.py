@@ -20,9 +20,9 @@ BENCH_KIND = Kind(
     "benchthing",
     "benchthing",
     (
-        MetricDef("memexport_benchthing_items", "gauge", "Items."),
-        MetricDef("memexport_benchthing_bytes", "gauge", "Bytes.", "bytes"),
-        MetricDef("memexport_benchthing_requests_total", "counter", "Requests.",
+        MetricDef("bench_thing_items", "gauge", "Items."),
+        MetricDef("bench_thing_bytes", "gauge", "Bytes.", "bytes"),
+        MetricDef("bench_thing_requests_total", "counter", "Requests.",
                   labels=("result",)),
     ),
 )
@@ -99,10 +99,10 @@ def _scrape_cases() -> list[Case]:
     holders = [_Holder() for _ in range(N_COMPONENTS)]
     for i, h in enumerate(holders):
         comp = reg.register(h, BENCH_KIND, f"thing{i}")
-        comp.gauge("memexport_benchthing_items", lambda o: len(o.items))
-        comp.gauge("memexport_benchthing_bytes", lambda o: 24 * len(o.items))
-        comp.counter("memexport_benchthing_requests_total", "hit").inc()
-        comp.counter("memexport_benchthing_requests_total", "miss").inc()
+        comp.gauge("bench_thing_items", lambda o: len(o.items))
+        comp.gauge("bench_thing_bytes", lambda o: 24 * len(o.items))
+        comp.counter("bench_thing_requests_total", "hit").inc()
+        comp.counter("bench_thing_requests_total", "miss").inc()
     ours = CollectorRegistry(auto_describe=False)
     register_collector(ours, reg)
 

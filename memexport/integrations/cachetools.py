@@ -34,6 +34,7 @@ from memexport.cache import (
     Counts,
     Reader,
     _counted_get,
+    _counted_getitem,
     _make_proxy,
     _noop,
     _patch,
@@ -412,22 +413,7 @@ def instrument_class(cls: type, *, name: str, registry: Registry, sizer: str,
                 return None
         return None  # estimated from the sampled mean entry size
 
-    if custom_missing:
-        def __getitem__(self: Any, key: Any) -> Any:
-            if key in self:
-                hit()
-            else:
-                miss()
-            return orig_getitem(self, key)
-    else:
-        def __getitem__(self: Any, key: Any) -> Any:
-            try:
-                value = orig_getitem(self, key)
-            except KeyError:
-                miss()
-                raise
-            hit()
-            return value
+    __getitem__ = _counted_getitem(orig_getitem, cls.__contains__, custom_missing, hit, miss)
 
     def get(self: Any, key: Any, default: Any = None) -> Any:
         value = orig_get(self, key, _MISSING)  # a hit went through __getitem__ above
