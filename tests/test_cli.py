@@ -56,13 +56,18 @@ def test_demo_rejects_bad_arguments() -> None:
     assert res.returncode == 2 and "--duration must be positive" in res.stderr
 
 
-def test_bench_json_shape() -> None:
-    res = run_cli("bench", "--quick", "--json", "--only", "counter")
+def test_bench_quick_json_prints_every_case_with_its_ratio() -> None:
+    res = run_cli("bench", "--quick", "--json", timeout=300)
     assert res.returncode == 0, res.stderr
     cases = json.loads(res.stdout)["cases"]
     names = {c["name"] for c in cases}
     assert {"counter: bare int += 1", "counter: memexport Counter.inc()",
-            "counter: prometheus_client Counter.labels(...).inc()"} <= names
+            "counter: prometheus_client Counter.labels(...).inc()",
+            "counter: OpenTelemetry Counter.add()",
+            "collector: one tick, default probes (CPU)",
+            "scrape: memexport, 1000 components"} <= names
+    for area in ("cache: ", "pool: ", "message: ", "agent: ", "otel: "):
+        assert any(n.startswith(area) for n in names), f"no {area!r} case"
     for c in cases:
         assert set(c) == {"name", "ns_per_op", "baseline", "baseline_ns_per_op", "ratio"}
         assert c["ns_per_op"] > 0

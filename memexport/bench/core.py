@@ -94,15 +94,24 @@ def _tick_case() -> list[Case]:
                  clock=time.thread_time_ns)]
 
 
-def _scrape_cases() -> list[Case]:
+REQUESTS = "bench_thing_requests_total"
+
+
+def populated() -> tuple[Registry, list[_Holder]]:
+    """A registry of ``N_COMPONENTS`` components (the holders keep them alive)."""
     reg = Registry()
     holders = [_Holder() for _ in range(N_COMPONENTS)]
     for i, h in enumerate(holders):
         comp = reg.register(h, BENCH_KIND, f"thing{i}")
         comp.gauge("bench_thing_items", lambda o: len(o.items))
         comp.gauge("bench_thing_bytes", lambda o: 24 * len(o.items))
-        comp.counter("bench_thing_requests_total", "hit").inc()
-        comp.counter("bench_thing_requests_total", "miss").inc()
+        comp.counter(REQUESTS, "hit").inc()
+        comp.counter(REQUESTS, "miss").inc()
+    return reg, holders
+
+
+def _scrape_cases() -> list[Case]:
+    reg, holders = populated()
     ours = CollectorRegistry(auto_describe=False)
     register_collector(ours, reg)
 

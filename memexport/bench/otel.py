@@ -11,21 +11,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from memexport.bench import Case
-from memexport.bench.core import BENCH_KIND, N_COMPONENTS, _Holder
+from memexport.bench.core import BENCH_KIND, N_COMPONENTS, REQUESTS, _Holder, populated
 from memexport.prometheus import register_collector
 from memexport.registry import Registry
-
-
-def _populated() -> tuple[Registry, list[_Holder]]:
-    reg = Registry()
-    holders = [_Holder() for _ in range(N_COMPONENTS)]
-    for i, h in enumerate(holders):
-        comp = reg.register(h, BENCH_KIND, f"thing{i}")
-        comp.gauge("memexport_benchthing_items", lambda o: len(o.items))
-        comp.gauge("memexport_benchthing_bytes", lambda o: 24 * len(o.items))
-        comp.counter("memexport_benchthing_requests_total", "hit").inc()
-        comp.counter("memexport_benchthing_requests_total", "miss").inc()
-    return reg, holders
 
 
 def cases(quick: bool) -> list[Case]:
@@ -36,7 +24,7 @@ def cases(quick: bool) -> list[Case]:
         return []
     from memexport.otel import use_opentelemetry
 
-    reg, holders = _populated()
+    reg, holders = populated()
     prom = CollectorRegistry(auto_describe=False)
     register_collector(prom, reg)
     reader = InMemoryMetricReader()
@@ -56,9 +44,9 @@ def cases(quick: bool) -> list[Case]:
     plain_reg = Registry()
     plain_holder = _Holder()
     inc_off = plain_reg.register(plain_holder, BENCH_KIND, "off").counter(
-        "memexport_benchthing_requests_total", "hit").inc
+        REQUESTS, "hit").inc
     inc_on = reg.register(holders[0], BENCH_KIND, "on").counter(
-        "memexport_benchthing_requests_total", "hit").inc
+        REQUESTS, "hit").inc
 
     def events_off(n: int) -> None:
         for _ in range(n):
