@@ -7,10 +7,11 @@ one registry component in its name's group, registered with a profile built once
 (the registry counts live, created and finalized agents and sums the profile's per-agent
 gauge readers). What memexport keeps per agent besides (its deep-size sampler, when it saw
 its cleanup run) is a ``State`` in an index keyed by ``id(agent)`` (see
-``memexport.conversation.State``): made at once for an agent tracked on its own, and only at
-its first cleanup or scrape for the instances of a decorated class, so that tracking an
-agent created per task costs its registry component alone, less than creating the guide's
-agent. When the agent is freed, all of it goes, leaving only the counts.
+``memexport.conversation.State``), made only at its first cleanup or scrape, so that
+tracking an agent created per task costs its registry component alone, less than creating
+the guide's agent. ``memexport.agent(obj)`` finds what it needs per class and name with one
+dict lookup (``_FAST``) and keeps (handles, profile) in the component's ``state``.
+When the agent is freed, all of it goes, leaving only the counts.
 
 Recognised without configuration (first match wins):
 
@@ -46,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, TypeVar
+from weakref import getweakrefcount, getweakrefs
 
 from memexport.conversation import (
     ClassCache,
@@ -53,6 +55,7 @@ from memexport.conversation import (
     NameHandles,
     State,
     WeakIdMap,
+    _registries,
     cached_profile,
     handles_for,
     instance_attr,
@@ -369,14 +372,40 @@ _STATES = _INDEX.states
 _CLASSES: WeakIdMap[type, ClassCache[AgentProfile]] = WeakIdMap()
 
 
+def _component_of(obj: Any) -> Any:
+    """The registry component of an agent tracked on its own (``agent(obj)``), else None.
+
+    Found through the object's weak references, one of which is its component's: no index
+    of our own, so tracking an agent adds nothing to forget when it is freed. Only the
+    cleanup wrapper, the first scrape of an agent and ``agent()`` on an object that already
+    has weak references come here.
+    """
+    if not getweakrefcount(obj):
+        return None
+    refs = getweakrefs(obj)
+    with _registries.lock:
+        groups = [g for ref, per in _registries.entries.values() if ref() is not None
+                  for (kind, _), g in per.groups.items() if kind == KIND.name]
+    for group in groups:
+        members = group.members
+        for r in refs:
+            comp = members.get(id(r))
+            if comp is not None and comp.ref is r:  # r is alive: its id is its own
+                return comp
+    return None
+
+
 def _state_of(obj: Any) -> Any:
-    """The state of a tracked agent, created on first need for instances of tracked classes;
+    """The state of a tracked agent, created on first need (its first cleanup or scrape);
     None for an agent that is not tracked or needs none."""
     st = _STATES.get(id(obj))
     if st is not None:
         return st
-    cache = _CLASSES.get(type(obj))
-    bound = None if cache is None else cache.bound
+    comp = _component_of(obj)
+    bound = None if comp is None else comp.state
+    if bound is None:
+        cache = _CLASSES.get(type(obj))
+        bound = None if cache is None else cache.bound
     if bound is None or not bound[1].stateful:
         return None
     st = _State(obj, _INDEX.gone)
@@ -536,22 +565,77 @@ def _class_tracked(cls: type) -> bool:
 
 
 def _track(obj: Any, h: _Handles, profile: AgentProfile) -> None:
-    """One registry component for ``obj`` and its state in the index, once per agent.
+    """One registry component for ``obj`` unless it is tracked already (the first name wins).
 
-    The state marks the agent as tracked, even when its profile needs none.
+    Its ``state`` is (handles, profile): what ``_state_of`` needs to make the agent's
+    ``State`` when its first cleanup or scrape needs one.
     """
-    key = id(obj)
-    if key in _STATES or _class_tracked(type(obj)):
-        return  # already tracked (under the name it was first tracked with)
-    reg = h.registry()
-    if reg is None:
+    if _class_tracked(type(obj)) or _component_of(obj) is not None:
         return
-    reg.register(obj, KIND, h.group, profile.readers)
-    st = _State(obj, _INDEX.gone)
-    st.key = key
-    st.h = h
-    st.p = profile
-    _STATES[key] = st
+    reg = h.registry()
+    if reg is not None:
+        reg.register(obj, KIND, h.group, profile.readers).state = (h, profile)
+
+
+class _Fast:
+    """What ``agent(obj, name=...)`` without explicit arguments needs for one class, name and
+    registry, found with one dict lookup: tracking one more agent then costs its component.
+
+    Holds the class and the registry weakly; ``next`` is the entry of another class or
+    registry tracked under the same name.
+    """
+
+    __slots__ = ("bound", "cache", "cls", "group", "next", "readers", "reg")
+
+    def __init__(self, cls: type, h: _Handles, profile: AgentProfile,
+                 cache: ClassCache[AgentProfile], next: _Fast | None) -> None:
+        self.cls = weakref.ref(cls)
+        self.reg = h.registry
+        self.group = h.group
+        self.readers = profile.readers
+        self.bound = (h, profile)
+        self.cache = cache
+        self.next = next
+
+
+#: ``name -> _Fast`` (a short chain when one name is used with several classes/registries).
+_FAST: dict[str, _Fast] = {}
+_fast_get = _FAST.get
+_MAX_CHAIN = 8
+
+
+def _find(fast: _Fast | None, cls: type, registry: Registry) -> _Fast | None:
+    while fast is not None:
+        if fast.cls() is cls and fast.reg() is registry:
+            return fast
+        fast = fast.next
+    return None
+
+
+def _remember(obj: Any, name: str, registry: Registry, h: _Handles,
+              profile: AgentProfile) -> None:
+    """Add the fast-path entry of ``obj``'s class under ``name`` (slow path, once)."""
+    cls = type(obj)
+    if h.name != name:
+        return  # folded into __overflow__: every call must reach the registry's count
+    try:
+        with _CLASSES.lock:
+            cache = _CLASSES.get_or_add(cls, ClassCache)
+            old, keep = _FAST.get(name), []
+            while old is not None and len(keep) < _MAX_CHAIN - 1:
+                c, r = old.cls(), old.reg()
+                if c is not None and r is not None and not (c is cls and r is registry):
+                    keep.append((c, old))
+                old = old.next
+            head = _Fast(cls, h, profile, cache, None)
+            tail = head
+            for _, f in keep:  # relink the live entries of other classes/registries
+                f.next = None
+                tail.next = f
+                tail = f
+            _FAST[name] = head
+    except TypeError:  # a class that takes no weak references: no fast path
+        pass
 
 
 def agent(obj_or_class: Any = None, *, name: str, memory: Any = None, limit_bytes: Any = None,
@@ -567,6 +651,20 @@ def agent(obj_or_class: Any = None, *, name: str, memory: Any = None, limit_byte
     ``cleanup`` (the method that trims the store) and ``last_cleanup`` (datetime or unix
     seconds). The agent is held weakly.
     """
+    try:
+        fast = _fast_get(name)
+    except TypeError:  # an unhashable name: the slow path raises the ValueError
+        fast = None
+    if fast is not None and memory is None and limit_bytes is None and weak_refs is None \
+            and cleanup is None and last_cleanup is None:
+        obj = obj_or_class
+        if fast.cls() is not type(obj) or fast.reg() is not registry:
+            fast = _find(fast.next, type(obj), registry)
+        if fast is not None:
+            if fast.cache.bound is None and (  # else tracked already: the first name wins
+                    not getweakrefcount(obj) or _component_of(obj) is None):
+                registry.register(obj, KIND, fast.group, fast.readers).state = fast.bound
+            return obj
     if obj_or_class is None:
         validate_name(KIND.name, name)
         return lambda target: agent(target, name=name, memory=memory, limit_bytes=limit_bytes,
@@ -576,7 +674,10 @@ def agent(obj_or_class: Any = None, *, name: str, memory: Any = None, limit_byte
     explicit = (memory, limit_bytes, weak_refs, cleanup, last_cleanup)
     if isinstance(obj_or_class, type):
         return _track_class(obj_or_class, h, explicit)
-    _track(obj_or_class, h, profile_for(obj_or_class, explicit))
+    profile = profile_for(obj_or_class, explicit)
+    _track(obj_or_class, h, profile)
+    if all(a is None for a in explicit):
+        _remember(obj_or_class, name, registry, h, profile)
     return obj_or_class
 
 

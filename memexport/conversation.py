@@ -660,14 +660,19 @@ def _make_summary_wrapper() -> Callable[[Callable[..., Any]], Callable[..., Any]
             st = get(id(self))
             if st is None:
                 return original(self, *args, **kwargs)
-            n0 = _history_length(st, self)
+            hist = st.p.history
+            try:
+                n0: int | None = len(hist(self))
+            except Exception:  # None history, or a failing read: recorded, nothing counted
+                n0 = _history_length(st, self)
+            if n0 is None:
+                return original(self, *args, **kwargs)
             try:
                 return original(self, *args, **kwargs)
             finally:
-                if n0 is not None:
-                    n1 = _history_length(st, self)
-                    if n1 is not None and n0 > n1:
-                        st.h.summarized(n0 - n1)
+                n1 = _history_length(st, self)
+                if n1 is not None and n0 > n1:
+                    st.h.summarized(n0 - n1)
         return summarize
 
     return factory
@@ -703,10 +708,11 @@ class TrackedDeque(deque):  # type: ignore[type-arg]
         self._me_h: _Handles | None = None
 
     def append(self, message: Any, /) -> None:
-        full = len(self) == self._me_bound
-        _deque_append(self, message)
-        if full:
+        if len(self) == self._me_bound:  # full: the oldest message goes
+            _deque_append(self, message)
             self._me_dropped()
+        else:
+            _deque_append(self, message)
         self._me_added()
 
     def appendleft(self, message: Any, /) -> None:
