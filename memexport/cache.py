@@ -832,9 +832,7 @@ def _counted_getitem(orig_getitem: Callable[[Any, Any], Any],
 def _instrument_mapping_class(cls: type, name: str, registry: Registry, sizer: str,
                               spec_for: Callable[[Any], _Spec]) -> type:
     """Count on the class's own methods, so every instance is counted (and stays ``cls``)."""
-    with registry.wiring:  # counters created before any scrape sees the component
-        group = registry.group(KIND, name)
-        counts = Counts(group, bytes_known=sizer == "sampled")
+    counts = Counts(registry.group(KIND, name), bytes_known=sizer == "sampled")
     hit, miss, put = counts.hit, counts.miss, counts.put
     orig_getitem = cls.__getitem__
     orig_setitem = cls.__setitem__
@@ -966,9 +964,7 @@ def _register_instances(cls: type, name: str, registry: Registry, sizer: str,
 def _instrument_getput_class(cls: type, name: str, registry: Registry, sizer: str,
                              spec_for: Callable[[Any], _Spec], lookups: tuple[str, ...],
                              stores: tuple[str, ...], miss_value: Any) -> type:
-    with registry.wiring:  # counters created before any scrape sees the component
-        group = registry.group(KIND, name)
-        counts = Counts(group, bytes_known=sizer == "sampled")
+    counts = Counts(registry.group(KIND, name), bytes_known=sizer == "sampled")
     hit, miss, put = counts.hit, counts.miss, counts.put
     patched: dict[str, Callable[..., Any]] = {}
 
@@ -1182,21 +1178,9 @@ def cache(obj: Any = None, /, *, name: str, sizer: Any = "auto", items: Any = No
                                "sampled" if mode == "auto" else mode, entry_sizer)
         proxy._self_name = name
         return proxy
-    if not lookup_names and not store_names:
-        if callable(getattr(obj, "get", None)):
-            store_names = tuple(a for a in ("put", "set") if callable(getattr(obj, a, None)))
-            if store_names:
-                lookup_names = ("get",)
-    if not lookup_names and not store_names:
-        raise TypeError(
-            f"memexport.cache does not recognise a {type(obj).__qualname__}: it is not an "
-            f"lru_cache, cachetools cache, mapping or get/put cache. Pass lookups=('get',...) "
-            f"and/or stores=('put',...) naming its methods, and items= (an attribute name or "
-            f"a callable cache -> number of entries); optionally bytes=, max_items=, "
-            f"max_bytes=")
-    for attr in (*lookup_names, *store_names):
-        if not callable(getattr(obj, attr, None)):
-            raise ValueError(f"{type(obj).__qualname__} has no method {attr!r}")
+    lookup_names, store_names = _getput_methods(
+        obj, type(obj).__qualname__, "a", "an lru_cache, cachetools cache, mapping or get/put "
+        "cache", lookup_names, store_names)
     if mode == "entry":
         raise ValueError("sizer='entry' needs a mapping cache (entries leave a get/put cache "
                          "inside its own code): use sizer='sampled' or bytes=")
@@ -1211,6 +1195,27 @@ def cache(obj: Any = None, /, *, name: str, sizer: Any = "auto", items: Any = No
                           lookup_names, store_names, miss, spec.key_in)
     proxy._self_name = name
     return proxy
+
+
+def _getput_methods(target: Any, what: str, article: str, recognised: str,
+                    lookups: tuple[str, ...], stores: tuple[str, ...]
+                    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The lookup and store methods of a get/put cache (instance or class): the given ones,
+    else ``get`` with ``put``/``set``; a ``TypeError`` saying what to pass when there are none."""
+    if not lookups and not stores and callable(getattr(target, "get", None)):
+        stores = tuple(a for a in ("put", "set") if callable(getattr(target, a, None)))
+        if stores:
+            lookups = ("get",)
+    if not lookups and not stores:
+        raise TypeError(
+            f"memexport.cache does not recognise {article} {what}: it is not {recognised}. "
+            f"Pass lookups=('get',...) and/or stores=('put',...) naming its methods, and "
+            f"items= (an attribute name or a callable cache -> number of entries); optionally "
+            f"bytes=, max_items=, max_bytes=")
+    for attr in (*lookups, *stores):
+        if not callable(getattr(target, attr, None)):
+            raise ValueError(f"{what} has no method {attr!r}")
+    return lookups, stores
 
 
 def _instrument_class(cls: type, name: str, registry: Registry, mode: str,
@@ -1241,20 +1246,9 @@ def _instrument_class(cls: type, name: str, registry: Registry, mode: str,
             return _mapping_spec(None, items, bytes_, max_items, max_bytes)
 
         return _instrument_mapping_class(cls, name, registry, sampling, mapping_spec)
-    if not lookups and not stores:
-        if callable(getattr(cls, "get", None)):
-            stores = tuple(a for a in ("put", "set") if callable(getattr(cls, a, None)))
-            if stores:
-                lookups = ("get",)
-    if not lookups and not stores:
-        raise TypeError(
-            f"memexport.cache does not recognise the class {cls.__qualname__}: it is not a "
-            f"cachetools cache, a mapping or a get/put cache. Pass lookups=('get',...) and/or "
-            f"stores=('put',...) naming its methods, and items= (an attribute name or a "
-            f"callable cache -> number of entries)")
-    for attr in (*lookups, *stores):
-        if not callable(getattr(cls, attr, None)):
-            raise ValueError(f"{cls.__qualname__} has no method {attr!r}")
+    lookups, stores = _getput_methods(
+        cls, cls.__qualname__, "the class", "a cachetools cache, a mapping or a get/put cache",
+        lookups, stores)
     if not _claim(cls, name):
         return cls
     specs: dict[type, _Spec] = {}

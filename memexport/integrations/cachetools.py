@@ -390,9 +390,7 @@ def instrument_class(cls: type, *, name: str, registry: Registry, sizer: str,
     """Count on the methods of the cachetools subclass ``cls``: every instance, exactly
     (``popitem`` and ``expire`` are what cachetools itself calls to evict)."""
     ct = _module()
-    with registry.wiring:  # counters created before any scrape sees the component
-        group = registry.group(KIND, name)
-        counts = Counts(group, bytes_known=True)
+    counts = Counts(registry.group(KIND, name), bytes_known=True)
     sampling = sizer in ("auto", "sampled")
     timed = hasattr(cls, "expire") and hasattr(cls, "timer")
     hit, miss, put = counts.hit, counts.miss, counts.put
