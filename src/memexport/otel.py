@@ -806,7 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pathlib import Path
 
     args = list(sys.argv[1:] if argv is None else argv)
-    path = Path(args[0]) if args else Path(__file__).resolve().parent.parent / "docs/metrics.md"
+    path = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "docs/metrics.md"
     sys.stdout.write(mapping_table(path.read_text()) + "\n")
     return 0
 
