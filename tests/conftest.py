@@ -91,7 +91,7 @@ def promtool_bin() -> str:
 @pytest.fixture
 def fresh_registry() -> Iterator[object]:
     """A private memexport Registry, so a test does not see other tests' components."""
-    from memexport.registry import Registry
+    from memexport.core.registry import Registry
 
     yield Registry()
 

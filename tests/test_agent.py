@@ -15,8 +15,8 @@ from pydantic import BaseModel, PrivateAttr
 from test_conversation import guide, samples
 
 import memexport
-from memexport.registry import Registry
-from memexport.sizing import deep_size_many
+from memexport.core.registry import Registry
+from memexport.instrument.sizing import deep_size_many
 
 
 def ag(s: dict[Any, float], metric: str, name: str) -> float | None:

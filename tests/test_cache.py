@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
-from memexport.cache import KIND, CacheProxy
-from memexport.prometheus import register_collector
-from memexport.registry import Registry
+from memexport.core.registry import Registry
+from memexport.exporters.prometheus import register_collector
+from memexport.kinds.cache import KIND, CacheProxy
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -669,8 +669,8 @@ def test_eight_threads_on_a_dict_lose_no_count(reg: Registry) -> None:
 def test_mapping_capacity_is_read_from_its_attributes() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from memexport.prometheus import register_collector
-    from memexport.registry import Registry
+    from memexport.core.registry import Registry
+    from memexport.exporters.prometheus import register_collector
 
     class Bounded(dict):
         maxsize = 3

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_cache import MemoryBoundedLRUCache
 
 import memexport
-from memexport.prometheus import register_collector
-from memexport.registry import Registry
+from memexport.core.registry import Registry
+from memexport.exporters.prometheus import register_collector
 
 
 def populated() -> tuple[Registry, list[object]]:

@@ -16,8 +16,8 @@ import pytest
 from test_cache import cache_view
 
 import memexport
-from memexport.registry import Registry
-from memexport.sizing import (
+from memexport.core.registry import Registry
+from memexport.instrument.sizing import (
     SampledSize,
     deep_size,
     deep_size_many,

@@ -12,8 +12,8 @@ import pytest
 from test_conversation import guide, message, samples
 
 import memexport
-from memexport.cleanup import MAX_EXCEPTION_TYPES
-from memexport.registry import Registry
+from memexport.core.registry import Registry
+from memexport.kinds.cleanup import MAX_EXCEPTION_TYPES
 
 
 def cl(s: dict[Any, float], metric: str, name: str, **labels: str) -> float | None:

@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
-from memexport.prometheus import register_collector
-from memexport.registry import Registry
-from memexport.sizing import deep_size_many
+from memexport.core.registry import Registry
+from memexport.exporters.prometheus import register_collector
+from memexport.instrument.sizing import deep_size_many
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT.parent / "shared" / "seed" / "guide_classes.py"

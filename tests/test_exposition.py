@@ -16,7 +16,7 @@ from conftest import free_port
 from prometheus_client import CollectorRegistry
 
 import memexport
-from memexport.prometheus import MemexportCollector, register_collector
+from memexport.exporters.prometheus import MemexportCollector, register_collector
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_asgi_app(prom: CollectorRegistry) -> None:
 
 
 def test_http_server_keeps_a_running_collectors_interval(prom: CollectorRegistry) -> None:
-    from memexport.process import stop_collector
+    from memexport.process.collector import stop_collector
 
     collector = memexport.start_collector(2.5)
     try:
@@ -138,12 +138,12 @@ def test_http_server_keeps_a_running_collectors_interval(prom: CollectorRegistry
 
 
 def test_wsgi_and_asgi_apps_start_the_collector(prom: CollectorRegistry) -> None:
-    from memexport.process import stop_collector
+    from memexport.process.collector import stop_collector
 
     stop_collector()
     try:
         memexport.make_wsgi_app(prom)
-        from memexport import process
+        from memexport.process import collector as process
 
         assert process._collector is not None and process._collector.running
         stop_collector()

@@ -23,9 +23,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from memexport import multiprocess as mpx
-from memexport.model import Kind, MetricDef
-from memexport.registry import Registry
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import Registry
+from memexport.exporters import multiprocess as mpx
 from tests.conftest import ROOT, free_port, stop_process, wait_http
 from tests.test_otel_support import OtlpHttpReceiver, Prometheus, wait_for
 
@@ -211,7 +211,7 @@ def test_on_starting_creates_and_wipes_the_directory(monkeypatch, tmp_path):
 
 def test_the_documented_config_is_one_line():
     conf = (EXAMPLE / "gunicorn.conf.py").read_text()
-    assert "from memexport.multiprocess import child_exit, on_starting, post_fork" in conf
+    assert "from memexport.exporters.multiprocess import child_exit, on_starting, post_fork" in conf
     for hook in ("child_exit", "on_starting", "post_fork"):
         assert callable(getattr(mpx, hook))
 

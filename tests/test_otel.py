@@ -21,11 +21,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
-from memexport import otel
-from memexport.counters import Counter
-from memexport.model import Kind, MetricDef
-from memexport.prometheus import register_collector
-from memexport.registry import Registry
+from memexport.core.counters import Counter
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import Registry
+from memexport.exporters import otel
+from memexport.exporters.prometheus import register_collector
 from tests.test_otel_support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -447,7 +447,7 @@ def test_memexport_imports_without_opentelemetry():
 def test_entry_point_for_opentelemetry_instrument_is_declared():
     text = (ROOT / "pyproject.toml").read_text()
     assert '[project.entry-points.opentelemetry_instrumentor]' in text
-    assert 'memexport = "memexport.otel:MemexportInstrumentor"' in text
+    assert 'memexport = "memexport.exporters.otel:MemexportInstrumentor"' in text
 
 
 # -- documentation -------------------------------------------------------------------------
@@ -460,14 +460,14 @@ def _section(text: str, title: str) -> str:
 
 
 def test_docs_mapping_table_is_current():
-    """docs/metrics.md's table is what ``python -m memexport.otel`` prints for the catalogue
-    (regenerate it with that command when a kind adds metrics)."""
+    """docs/metrics.md's table is what ``python -m memexport.exporters.otel`` prints for the
+    catalogue (regenerate it with that command when a kind adds metrics)."""
     text = (ROOT / "docs/metrics.md").read_text()
     section = _section(text, "## OpenTelemetry mapping")
     expected = otel.mapping_table(text)
     assert expected in section, (
         "docs/metrics.md's OpenTelemetry mapping is stale: replace its table with the output "
-        "of `python -m memexport.otel`")
+        "of `python -m memexport.exporters.otel`")
 
 
 def test_catalogue_maps_to_distinct_otel_names():

@@ -23,7 +23,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
 import memexport
-from memexport.registry import Registry
+from memexport.core.registry import Registry
 from tests.conftest import ROOT, free_port, stop_process
 from tests.test_otel import Box, track
 from tests.test_otel_support import OtlpHttpReceiver, Prometheus, wait_for
@@ -160,7 +160,7 @@ def _instrumented_app(tmp_path: Path, receiver: OtlpHttpReceiver, **env: str
     script.write_text(textwrap.dedent("""
         import time
         import memexport
-        from memexport.model import Kind, MetricDef
+        from memexport.core.model import Kind, MetricDef
 
         KIND = Kind("envapp", "envapp", (MetricDef("memexport_envapp_items", "gauge", "Items."),))
 

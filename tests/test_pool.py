@@ -28,9 +28,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
 from memexport.bench.pools import AsyncQueuePool, GuideStylePool
-from memexport.pool import KIND, PoolProxy, Timings
-from memexport.prometheus import register_collector
-from memexport.registry import Registry
+from memexport.core.registry import Registry
+from memexport.exporters.prometheus import register_collector
+from memexport.kinds.pool import KIND, PoolProxy, Timings
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "guide_classes.py"
 
@@ -487,7 +487,7 @@ def test_thread_pool_executor_workers_busy_and_backlog() -> None:
 
 
 def test_timings_fold_matches_a_plain_histogram() -> None:
-    from memexport.counters import Histogram
+    from memexport.core.counters import Histogram
 
     t, h = Timings(), Histogram()
     d = t.member()
@@ -516,7 +516,7 @@ def test_promtool_check_metrics_on_a_pools_exposition() -> None:
 
 
 def test_public_export() -> None:
-    assert memexport.pool is sys.modules["memexport.pool"].pool
+    assert memexport.pool is sys.modules["memexport.kinds.pool"].pool
     assert "pool" in memexport.__all__
 
 

@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
-from memexport.prometheus import MetricsServer, register_collector, start_http_server
-from memexport.registry import REGISTRY, Registry
+from memexport.core.registry import REGISTRY, Registry
+from memexport.exporters.prometheus import MetricsServer, register_collector, start_http_server
 
 sqlalchemy = pytest.importorskip("sqlalchemy")
 redis = pytest.importorskip("redis")

@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
-from memexport.model import Family
-from memexport.process import ProcessCollector, detect_memory_limit
-from memexport.prometheus import register_collector
-from memexport.registry import Registry
+from memexport.core.model import Family
+from memexport.core.registry import Registry
+from memexport.exporters.prometheus import register_collector
+from memexport.process.collector import ProcessCollector, detect_memory_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_S = 30.0
@@ -136,7 +136,7 @@ def test_rlimit_as_is_the_limit_when_no_cgroup_sets_one(tmp_path: Path) -> None:
         "import json, resource, sys\n"
         "soft, hard = resource.getrlimit(resource.RLIMIT_AS)\n"
         "resource.setrlimit(resource.RLIMIT_AS, (8 << 30, hard))\n"
-        "from memexport.process import detect_memory_limit\n"
+        "from memexport.process.collector import detect_memory_limit\n"
         "print(json.dumps(detect_memory_limit(sys.argv[1], sys.argv[2])))\n"
     )
     out = subprocess.run([sys.executable, "-c", code, cg, proc], capture_output=True,

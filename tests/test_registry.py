@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
-from memexport.counters import Adder, Counter, Histogram
-from memexport.model import Kind, MetricDef
-from memexport.prometheus import register_collector
-from memexport.registry import OVERFLOW_NAME, Registry
+from memexport.core.counters import Adder, Counter, Histogram
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import OVERFLOW_NAME, Registry
+from memexport.exporters.prometheus import register_collector
 
 THING = Kind(
     "thing",

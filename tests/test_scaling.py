@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from memexport import otel
+from memexport.exporters import otel
 from tests.conftest import ROOT, free_port, scrape, start_demo, stop_process
 from tests.test_otel_support import Prometheus, wait_for
 

@@ -6,7 +6,7 @@ every worker, merged.
 """
 
 import memexport
-from memexport.multiprocess import make_wsgi_app
+from memexport.exporters.multiprocess import make_wsgi_app
 
 responses = memexport.cache({}, name="responses")  # one per worker, for its lifetime
 metrics = make_wsgi_app()

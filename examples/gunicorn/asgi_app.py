@@ -4,7 +4,7 @@
 """
 
 import memexport
-from memexport.multiprocess import make_asgi_app
+from memexport.exporters.multiprocess import make_asgi_app
 
 responses = memexport.cache({}, name="responses")
 metrics = make_asgi_app()

@@ -9,7 +9,7 @@ serves them merged (see app.py). Run from this directory:
 and scrape http://127.0.0.1:8000/metrics.
 """
 
-from memexport.multiprocess import child_exit, on_starting, post_fork  # noqa: F401
+from memexport.exporters.multiprocess import child_exit, on_starting, post_fork  # noqa: F401
 
 bind = "127.0.0.1:8000"
 workers = 4

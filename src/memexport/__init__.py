@@ -4,17 +4,22 @@ Wrap the objects that hold memory, start the exporter, and let Prometheus alert 
 Grafana dashboards (shipped beside this package) watch them.
 """
 
-from memexport.agent import agent
-from memexport.budget import budget
-from memexport.cache import cache
-from memexport.cleanup import cleanup
-from memexport.config import configure
-from memexport.conversation import conversation
-from memexport.otel import use_opentelemetry  # needs opentelemetry only when called
-from memexport.pool import pool
-from memexport.process import start_collector, stop_collector
-from memexport.prometheus import MetricsServer, make_asgi_app, make_wsgi_app, start_http_server
-from memexport.registry import REGISTRY
+from memexport.core.budgets import budget
+from memexport.core.config import configure
+from memexport.core.registry import REGISTRY
+from memexport.exporters.otel import use_opentelemetry  # needs opentelemetry only when called
+from memexport.exporters.prometheus import (
+    MetricsServer,
+    make_asgi_app,
+    make_wsgi_app,
+    start_http_server,
+)
+from memexport.kinds.agent import agent
+from memexport.kinds.cache import cache
+from memexport.kinds.cleanup import cleanup
+from memexport.kinds.conversation import conversation
+from memexport.kinds.pool import pool
+from memexport.process.collector import start_collector, stop_collector
 
 __all__ = [
     "REGISTRY",

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from memexport.bench import Case
-from memexport.registry import Registry
+from memexport.core.registry import Registry
 
 __all__ = ["AutomaticMemoryManager", "MemoryEfficientConversationManager",
            "MemoryManagedAgent", "cases"]
@@ -222,7 +222,7 @@ def _conversation_cases(reg: Registry) -> list[Case]:
     base = "message: LangChain InMemoryChatMessageHistory.add_message, uninstrumented"
     out += [Case(base, lc_run(lc_bare)),
             Case("message: LangChain InMemoryChatMessageHistory.add_message, "
-                 "memexport.conversation", lc_run(lc_tracked), base, target="<= +100 ns")]
+                 "memexport.kinds.conversation", lc_run(lc_tracked), base, target="<= +100 ns")]
     return out
 
 

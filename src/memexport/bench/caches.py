@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
 from memexport.bench import Case
-from memexport.cache import cache
-from memexport.registry import Registry
+from memexport.core.registry import Registry
+from memexport.kinds.cache import cache
 
 VALUE = {"role": "assistant", "content": "x" * 200}
 MAXSIZE = 1000

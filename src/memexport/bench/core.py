@@ -9,10 +9,10 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge as PromGauge
 
 from memexport.bench import Case
-from memexport.counters import Counter
-from memexport.model import Kind, MetricDef
-from memexport.prometheus import register_collector
-from memexport.registry import Registry
+from memexport.core.counters import Counter
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import Registry
+from memexport.exporters.prometheus import register_collector
 
 N_COMPONENTS = 1000
 
@@ -82,7 +82,7 @@ def _counter_cases() -> list[Case]:
 
 
 def _tick_case() -> list[Case]:
-    from memexport.process import ProcessCollector
+    from memexport.process.collector import ProcessCollector
 
     collector = ProcessCollector(Registry())
 

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from memexport.bench import Case
 from memexport.bench.core import BENCH_KIND, N_COMPONENTS, REQUESTS, _Holder, populated
-from memexport.prometheus import register_collector
-from memexport.registry import Registry
+from memexport.core.registry import Registry
+from memexport.exporters.prometheus import register_collector
 
 
 def cases(quick: bool) -> list[Case]:
@@ -22,7 +22,7 @@ def cases(quick: bool) -> list[Case]:
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     except ImportError:  # the otel extra is not installed
         return []
-    from memexport.otel import use_opentelemetry
+    from memexport.exporters.otel import use_opentelemetry
 
     reg, holders = populated()
     prom = CollectorRegistry(auto_describe=False)

@@ -24,9 +24,9 @@ from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 
 from memexport.bench import Case
-from memexport.counters import DEFAULT_SECONDS_BUCKETS
-from memexport.pool import pool
-from memexport.registry import Registry
+from memexport.core.counters import DEFAULT_SECONDS_BUCKETS
+from memexport.core.registry import Registry
+from memexport.kinds.pool import pool
 
 TARGET_GUIDE = "<= 1.10x; overhead <= 1/3 of prometheus_client inline"
 TARGET_OTHER = "overhead <= 1/3 of prometheus_client inline"

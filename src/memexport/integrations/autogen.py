@@ -15,7 +15,7 @@ from typing import Any
 from autogen_core.memory import ListMemory
 from autogen_core.model_context import ChatCompletionContext
 
-from memexport.conversation import ConversationProfile
+from memexport.kinds.conversation import ConversationProfile
 
 __all__ = ["agent_profile", "conversation_profile"]
 
@@ -40,7 +40,7 @@ def agent_profile(obj: Any) -> Any:
     """The profile of an AutoGen ``ListMemory`` (its ``clear()`` counts as a cleanup)."""
     if not isinstance(obj, ListMemory):
         return None
-    from memexport.agent import AgentProfile
+    from memexport.kinds.agent import AgentProfile
 
     return AgentProfile(stores=_contents, cleanup="clear",
                         source=f"autogen {type(obj).__qualname__}")

@@ -25,7 +25,9 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from memexport.cache import (
+from memexport.core.registry import Registry
+from memexport.instrument.sizing import Sizer, shallow_size
+from memexport.kinds.cache import (
     _MISSING,
     EXPIRED,
     EXPLICIT,
@@ -44,8 +46,6 @@ from memexport.cache import (
     _set_sampled,
     _Spec,
 )
-from memexport.registry import Registry
-from memexport.sizing import Sizer, shallow_size
 
 __all__ = ["CachetoolsProxy", "instrument", "instrument_class", "is_cache", "is_cache_class"]
 
@@ -279,7 +279,8 @@ def instrument(c: Any, *, name: str, registry: Registry, sizer: str, entry_sizer
     """Return a counting proxy of the cachetools cache ``c``, registered as ``name``."""
     if sizer == "entry":
         raise ValueError("sizer='entry' cannot follow the entries a cachetools cache evicts "
-                         "by itself: give the cache getsizeof=memexport.sizing.deep_size "
+                         "by itself: give the cache "
+                         "getsizeof=memexport.instrument.sizing.deep_size "
                          "(its own accounting) or use sizer='sampled'")
     internal = _internal(c)
     spec = _spec(c, sizer, items, bytes_, max_items, max_bytes)

@@ -35,6 +35,6 @@ def agent_profile(obj: Any) -> Any:
     """The profile of a CrewAI ``CacheHandler``-shaped object, else None."""
     if not looks_like_cache_handler(obj):
         return None
-    from memexport.agent import AgentProfile
+    from memexport.kinds.agent import AgentProfile
 
     return AgentProfile(stores=_stores, source=f"crewai-shaped {type(obj).__qualname__}")

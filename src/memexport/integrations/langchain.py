@@ -14,7 +14,7 @@ from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
 
-from memexport.conversation import ConversationProfile
+from memexport.kinds.conversation import ConversationProfile
 
 __all__ = ["conversation_profile"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from memexport.conversation import ConversationProfile
+from memexport.kinds.conversation import ConversationProfile
 
 __all__ = ["conversation_profile"]
 

@@ -24,8 +24,8 @@ import inspect
 import time
 from typing import Any
 
-from memexport.pool import FOLD_MASK, PoolProxy, Recorder, make_proxy, register
-from memexport.registry import Registry
+from memexport.core.registry import Registry
+from memexport.kinds.pool import FOLD_MASK, PoolProxy, Recorder, make_proxy, register
 
 __all__ = ["EXHAUSTED_MESSAGES", "instrument", "supports"]
 

@@ -31,8 +31,8 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-from memexport.pool import Recorder, register
-from memexport.registry import Registry
+from memexport.core.registry import Registry
+from memexport.kinds.pool import Recorder, register
 
 __all__ = ["instrument", "supports"]
 

@@ -19,9 +19,9 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from memexport.counters import HistogramValue
-from memexport.model import Family
-from memexport.registry import REGISTRY, Registry
+from memexport.core.counters import HistogramValue
+from memexport.core.model import Family
+from memexport.core.registry import REGISTRY, Registry
 
 __all__ = [
     "MemexportCollector",
@@ -159,7 +159,7 @@ def start_http_server(
 
 def _start_collector(interval: float | None) -> None:
     """Start the process collector; ``None`` keeps a running one's interval (else 15 s)."""
-    from memexport.process import start_collector
+    from memexport.process.collector import start_collector
 
     start_collector(interval)
 

@@ -49,11 +49,11 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
 from typing import Any
 
-from memexport.counters import DEFAULT_SECONDS_BUCKETS, Counter, Histogram, HistogramValue
-from memexport.model import Kind, MetricDef
-from memexport.proxy import Proxy
-from memexport.readers import reader_from
-from memexport.registry import REGISTRY, Component, Reader, Registry, validate_name
+from memexport.core.counters import DEFAULT_SECONDS_BUCKETS, Counter, Histogram, HistogramValue
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import REGISTRY, Component, Reader, Registry, validate_name
+from memexport.instrument.proxy import Proxy
+from memexport.instrument.readers import reader_from
 
 __all__ = [
     "EXHAUSTED",
@@ -167,7 +167,7 @@ class Durations:
 class Timings(Histogram):
     """A group's histogram fed by its pools' ``Durations``, bucketed when read.
 
-    Same buckets and read-out as :class:`memexport.counters.Histogram` (the registry reads
+    Same buckets and read-out as :class:`memexport.core.counters.Histogram` (the registry reads
     ``value()``), but the hot path pays one C-level append. ``fold()`` counts each bucket
     with a bisect in the pending values, sorted once (not at all when they all fall in the
     first bucket).
@@ -1103,7 +1103,7 @@ class _How:
         if mode == "call":
             self.release = release or "release"
             if not callable(getattr(owner, self.release, None)):
-                raise TypeError(f"memexport.pool: with mode='call', {label} needs a method "
+                raise TypeError(f"memexport.kinds.pool: with mode='call', {label} needs a method "
                                 f"taking resources back: pass release='<method name>'")
         else:
             self.is_async = False

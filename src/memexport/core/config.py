@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memexport.registry import REGISTRY, Registry
+from memexport.core.registry import REGISTRY, Registry
 
 __all__ = ["configure"]
 

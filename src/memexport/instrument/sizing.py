@@ -335,7 +335,7 @@ _jobs_lock = threading.Lock()
 
 
 def sizer_job(registry: Any) -> SizerJob:
-    """The ``SizerJob`` of ``registry`` (a ``memexport.registry.Registry``), installed as its
+    """The ``SizerJob`` of ``registry`` (a ``memexport.core.registry.Registry``), installed as its
     ``"sizer"`` tick job on first use."""
     with _jobs_lock:
         job = _jobs.get(registry)

@@ -25,8 +25,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
-from memexport.counters import Adder, Counter, Histogram
-from memexport.model import Family, Kind, LabelValues, known_kind
+from memexport.core.counters import Adder, Counter, Histogram
+from memexport.core.model import Family, Kind, LabelValues, known_kind
 
 __all__ = [
     "OVERFLOW_NAME",

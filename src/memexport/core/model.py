@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from memexport.counters import DEFAULT_SECONDS_BUCKETS, HistogramValue
+from memexport.core.counters import DEFAULT_SECONDS_BUCKETS, HistogramValue
 
 __all__ = ["Family", "Kind", "MetricDef", "MetricType", "Sample", "check_metric_name",
            "known_kind"]

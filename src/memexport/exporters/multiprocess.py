@@ -22,11 +22,12 @@ How each family is merged:
 
 gunicorn, one line in ``gunicorn.conf.py``::
 
-    from memexport.multiprocess import child_exit, on_starting, post_fork  # noqa: F401
+    from memexport.exporters.multiprocess import child_exit, on_starting, post_fork  # noqa: F401
 
-and in the app ``metrics = memexport.multiprocess.make_wsgi_app()`` (or ``make_asgi_app()``)
-mounted at ``/metrics``. ``PROMETHEUS_MULTIPROC_DIR`` should name an empty directory in the
-server's environment (``on_starting`` creates one if it is unset and wipes stale files).
+and in the app ``metrics = memexport.exporters.multiprocess.make_wsgi_app()`` (or
+``make_asgi_app()``) mounted at ``/metrics``. ``PROMETHEUS_MULTIPROC_DIR`` should name an
+empty directory in the server's environment (``on_starting`` creates one if it is unset and
+wipes stale files).
 ``MEMEXPORT_COLLECTOR_INTERVAL`` sets how often each worker writes (seconds, default 5).
 """
 
@@ -48,9 +49,9 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from memexport.counters import HistogramValue
-from memexport.model import Family
-from memexport.registry import REGISTRY, Registry
+from memexport.core.counters import HistogramValue
+from memexport.core.model import Family
+from memexport.core.registry import REGISTRY, Registry
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -82,7 +83,7 @@ def multiproc_dir() -> str:
     path = os.environ.get(ENV_DIR) or os.environ.get(ENV_DIR.lower())
     if not path:
         raise ValueError(f"{ENV_DIR} is not set: point it at an empty directory writable by "
-                         f"every worker (memexport.multiprocess.on_starting creates one)")
+                         f"every worker (memexport.exporters.multiprocess.on_starting creates one)")
     if not os.path.isdir(path):
         raise ValueError(f"{ENV_DIR}={path!r} is not a directory")
     return path
@@ -299,7 +300,7 @@ def start_worker(interval: float | None = None, *, registry: Registry = REGISTRY
         if writer is None:
             writer = _writers[pid] = MultiprocessWriter(registry, standard=standard)
     registry.add_tick_job(COLLECTOR, writer.tick_job)
-    from memexport.process import start_collector
+    from memexport.process.collector import start_collector
 
     start_collector(seconds, registry=registry)  # its first tick writes at once
     return writer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from memexport.registry import REGISTRY, Registry
+from memexport.core.registry import REGISTRY, Registry
 
 __all__ = ["budget"]
 

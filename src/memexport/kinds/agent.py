@@ -49,7 +49,10 @@ from operator import attrgetter
 from typing import Any, TypeVar
 from weakref import getweakrefcount, getweakrefs
 
-from memexport.conversation import (
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import REGISTRY, Group, Profile, Registry, validate_name
+from memexport.instrument.sizing import SampledSize, shallow_size
+from memexport.kinds.conversation import (
     ClassCache,
     Index,
     NameHandles,
@@ -64,9 +67,6 @@ from memexport.conversation import (
     to_getter,
     tracked_objects,
 )
-from memexport.model import Kind, MetricDef
-from memexport.registry import REGISTRY, Group, Profile, Registry, validate_name
-from memexport.sizing import SampledSize, shallow_size
 
 __all__ = ["KIND", "AgentProfile", "agent", "tracked_bytes"]
 
@@ -247,7 +247,7 @@ def recognise(obj: Any, *, memory: Any = None, limit_bytes: Any = None, weak_ref
         raise TypeError(
             f"memexport.agent got a {type(obj).__qualname__}: pass the agent object itself "
             f"(memory='attribute' names its store), or track a chat history with "
-            f"memexport.conversation")
+            f"memexport.kinds.conversation")
     explicit = any(a is not None for a in (memory, limit_bytes, weak_refs, cleanup, last_cleanup))
     if not explicit:
         for module_name, integration in _INTEGRATIONS:

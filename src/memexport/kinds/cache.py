@@ -27,7 +27,7 @@ pickling and ``copy`` give the wrapped cache (uninstrumented). The hot methods a
 proxy as closures over its counters, so a hit costs a call and one ``Counter.inc``.
 
 Bytes (``sizer=``): the cache's own accounting where it has one (cachetools with a
-``getsizeof``), else a deep size sampled by the collector thread (``memexport.sizing``);
+``getsizeof``), else a deep size sampled by the collector thread (``memexport.instrument.sizing``);
 ``"entry"`` or a callable ``(key, value) -> int`` sizes each entry once at insert (mappings
 only); ``None`` exports no bytes; ``bytes=`` reads the cache's own figure.
 """
@@ -43,12 +43,12 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from operator import attrgetter
 from typing import Any
 
-from memexport.counters import Counter
-from memexport.model import Kind, MetricDef
-from memexport.proxy import Proxy
-from memexport.readers import reader_from
-from memexport.registry import REGISTRY, Component, Group, Registry, validate_name
-from memexport.sizing import (
+from memexport.core.counters import Counter
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import REGISTRY, Component, Group, Registry, validate_name
+from memexport.instrument.proxy import Proxy
+from memexport.instrument.readers import reader_from
+from memexport.instrument.sizing import (
     SampledSize,
     Sizer,
     entry_size,

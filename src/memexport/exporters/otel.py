@@ -10,7 +10,8 @@ from the in-process model when the SDK collects, and the whole model is read onc
 collection cycle (the first callback of a cycle calls ``registry.collect()``, the others reuse
 that result).
 
-Mapping rules (the full table is in docs/metrics.md, ``python -m memexport.otel`` prints it):
+Mapping rules (the full table is in docs/metrics.md, printed by
+``python -m memexport.exporters.otel``):
 
 * names: semantic conventions where one exists (``process.memory.usage``, ``cpython.gc.*``,
   ``MetricDef.otel_name`` such as ``db.client.connection.count``); elsewhere
@@ -58,9 +59,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client.utils import floatToGoString
 
-from memexport.counters import HistogramValue
-from memexport.model import Family, Kind, MetricDef
-from memexport.registry import REGISTRY, Registry
+from memexport.core.counters import HistogramValue
+from memexport.core.model import Family, Kind, MetricDef
+from memexport.core.registry import REGISTRY, Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
@@ -663,7 +664,7 @@ def use_opentelemetry(
                 except TypeError:  # not weak-referenceable: kept until shutdown()
                     pass
     if collector:
-        from memexport import process
+        from memexport.process import collector as process
 
         running = getattr(process, "_collector", None)
         if running is None or running.registry is not registry or not running.running:
@@ -801,7 +802,8 @@ def mapping_table(catalogue: str, histograms: HistogramMode = "buckets") -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m memexport.otel [docs/metrics.md]``: print the OpenTelemetry mapping table."""
+    """``python -m memexport.exporters.otel [docs/metrics.md]``: print the OpenTelemetry
+    mapping table."""
     import sys
     from pathlib import Path
 

@@ -32,8 +32,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from memexport.model import Kind, MetricDef
-from memexport.registry import REGISTRY, Registry, validate_name
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import REGISTRY, Registry, validate_name
 
 __all__ = ["KIND", "MAX_EXCEPTION_TYPES", "Cleanup", "cleanup"]
 
@@ -93,8 +93,8 @@ def _rss() -> int | None:
 def tracked_bytes(registry: Registry) -> float:
     """Deep size of every conversation and agent memory store tracked in ``registry``, sampled
     now (the samples also refresh the gauges)."""
-    from memexport.agent import tracked_bytes as agents
-    from memexport.conversation import tracked_bytes as conversations
+    from memexport.kinds.agent import tracked_bytes as agents
+    from memexport.kinds.conversation import tracked_bytes as conversations
 
     return conversations(registry) + agents(registry)
 

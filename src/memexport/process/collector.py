@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import psutil
 
-from memexport.counters import Histogram
-from memexport.model import Family
-from memexport.registry import REGISTRY, Registry
+from memexport.core.counters import Histogram
+from memexport.core.model import Family
+from memexport.core.registry import REGISTRY, Registry
 
 try:
     import resource

@@ -5,7 +5,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any
 
-from memexport.registry import Reader
+from memexport.core.registry import Reader
 
 __all__ = ["path_reader", "reader_from"]
 

@@ -14,8 +14,8 @@ straight through it). The wrapper finds the object's bookkeeping (``State``) in 
 by ``id(obj)``, without a lock. (An attribute on the instance would save about 30 ns of the
 lookup, but it would travel with the app's object: into ``pickle`` (a weak reference does
 not pickle), ``copy``, ``vars()``, pydantic's ``__dict__``; ``__slots__`` classes have no
-room for it.) Bytes are deep sizes sampled on the collector thread by ``memexport.sizing``;
-message content is measured, never exported.
+room for it.) Bytes are deep sizes sampled on the collector thread by
+``memexport.instrument.sizing``; message content is measured, never exported.
 
 Recognised without configuration: deque/list-based managers such as the guide's
 ``MemoryEfficientConversationManager`` (a history attribute plus ``add_message``; a deque's
@@ -41,9 +41,9 @@ from operator import attrgetter
 from types import MemberDescriptorType
 from typing import Any, Generic, TypeVar
 
-from memexport.model import Kind, MetricDef
-from memexport.registry import REGISTRY, Group, Profile, Registry, validate_name
-from memexport.sizing import SampledSize, shallow_size, sizer_job
+from memexport.core.model import Kind, MetricDef
+from memexport.core.registry import REGISTRY, Group, Profile, Registry, validate_name
+from memexport.instrument.sizing import SampledSize, shallow_size, sizer_job
 
 __all__ = ["KIND", "ConversationProfile", "TrackedDeque", "TrackedList", "conversation",
            "tracked_bytes"]

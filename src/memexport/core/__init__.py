@@ -1,0 +1,1 @@
+"""The in-process model: event counters, metric definitions, the registry of components."""

@@ -1,0 +1,1 @@
+"""Exporters: Prometheus exposition (and multiprocess mode) and OpenTelemetry, reading the model."""

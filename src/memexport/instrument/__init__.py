@@ -1,0 +1,1 @@
+"""Machinery shared by the component kinds: proxies, class patching, weak tracking, sizing."""

@@ -1,0 +1,1 @@
+"""The component kinds: cache, pool, conversation, agent, cleanup (one module each)."""
