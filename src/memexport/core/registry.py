@@ -611,6 +611,33 @@ class Registry:
         with self._lock:
             self._durations[collector] = seconds
 
+    def bytes_by_kind(self) -> dict[str, float]:
+        """Bytes held by the live components of each kind with a bytes gauge, summed now.
+
+        Reads each live member's ``bytes_metric`` reader (the same value a scrape exports),
+        for the RSS ledger on the collector thread; failures are counted and skipped.
+        """
+        out: dict[str, float] = {}
+        with self._lock:
+            groups = [g for gs in self._groups.values() for g in gs.values()
+                      if g.kind.bytes_metric is not None]
+        for group in groups:
+            key: Key = (group.kind.bytes_metric, ())  # type: ignore[assignment]
+            total = out.setdefault(group.kind.name, 0.0)
+            for comp in list(group.members.values()):
+                obj = comp.ref() if comp.ref is not None else None
+                reader = comp.readers.get(key) if obj is not None else None
+                if reader is None:
+                    continue
+                try:
+                    v = reader(obj)
+                    if v is not None:
+                        total += float(v)
+                except Exception as exc:
+                    self.errors.record(group.kind.name, comp._source(key), exc)
+            out[group.kind.name] = total
+        return out
+
     # -- introspection for tests and the demo --------------------------------------------
 
     def live_components(self) -> int:
