@@ -16,7 +16,7 @@ from test_conversation import guide, samples
 
 import memexport
 from memexport.core.registry import Registry
-from memexport.instrument.sizing import deep_size_many
+from memexport.core.sizing import deep_size_many
 
 
 def ag(s: dict[Any, float], metric: str, name: str) -> float | None:
@@ -306,11 +306,13 @@ def test_class_tracked_agents_cleanups_and_no_double_tracking() -> None:
     before = datetime.now().timestamp()
     for a in (*tracked, plain):
         a._cleanup_old_memories()  # drops 10 // 5 = 2 entries each
-    assert memexport.agent(tracked[0], name="other", registry=reg) is tracked[0]
+    assert memexport.agent(tracked[0], name="cleaner", registry=reg) is tracked[0]
+    with pytest.raises(ValueError, match="already instrumented as agent 'cleaner'"):
+        memexport.agent(tracked[0], name="other", registry=reg)
     s = samples(reg)
     assert ag(s, "memexport_agents", "cleaner") == 2
     assert ag(s, "memexport_agents_created_total", "cleaner") == 2
-    assert ag(s, "memexport_agents", "other") == 0  # already tracked: the first name wins
+    assert ag(s, "memexport_agents", "other") is None
     assert ag(s, "memexport_agent_cleanups_total", "cleaner") == 2
     assert ag(s, "memexport_agent_cleanup_evicted_total", "cleaner") == 4
     assert ag(s, "memexport_agent_memory_items", "cleaner") == 16

@@ -16,14 +16,9 @@ import pytest
 from test_cache import cache_view
 
 import memexport
-from memexport.core.registry import Registry
-from memexport.instrument.sizing import (
-    SampledSize,
-    deep_size,
-    deep_size_many,
-    entry_size,
-    sizer_job,
-)
+from memexport.core.registry import Profile, Registry, SizeSpec
+from memexport.core.sizing import deep_size, deep_size_many, entry_size, refresh
+from memexport.kinds.cache import KIND
 
 TOLERANCE = 0.10
 
@@ -181,40 +176,47 @@ def test_deep_size_never_materialises_instance_dicts() -> None:
         assert not any(type(r) is dict for r in gc.get_referents(obj))
 
 
-# -- SampledSize / SizerJob --------------------------------------------------------------
+# -- sampled sizes and the sizer job --------------------------------------------------------
+
+
+class Table(OrderedDict):
+    """A weak-referenceable mapping standing in for a cache."""
+
+
+def _sampled(reg: Registry, obj: Any, entries: Any = lambda o: o.items(),
+             overhead: Any = lambda o: 0) -> Any:
+    profile = Profile(KIND, {}, size=SizeSpec(entries, len, overhead, True))
+    return reg.register(obj, KIND, "sampled", profile)
 
 
 def test_sampled_size_walks_at_least_one_entry_past_its_deadline() -> None:
-    d = {i: "z" * 100 for i in range(1000)}
-    s = SampledSize(lambda o: o.items(), len, pairs=True, sample=256)
-    value = s.refresh(d, deadline=time.perf_counter() - 1.0)
-    assert value is not None and s.mean > 0
-    assert s._cursor == 1  # one entry, then the deadline stopped it
+    reg = Registry()
+    d = Table((i, "z" * 100) for i in range(1000))
+    comp = _sampled(reg, d)
+    value = refresh(comp, d, deadline=time.perf_counter() - 1.0)
+    assert value is not None and comp.size_mean > 0
+    assert comp.size_cursor == 1  # one entry, then the deadline stopped it
 
 
 def test_sampled_size_small_collection_is_exact() -> None:
-    d = {i: "z" * 100 for i in range(10)}
-    s = SampledSize(lambda o: o.items(), len, lambda o: 0, pairs=True)
-    assert s.refresh(d) == deep_size_many([*d.keys(), *d.values()])
+    reg = Registry()
+    d = Table((i, "z" * 100) for i in range(10))
+    comp = _sampled(reg, d)
+    assert refresh(comp, d) == deep_size_many([*d.keys(), *d.values()])
 
 
 def test_sizer_job_drops_dead_collections_and_counts_failures() -> None:
     reg = Registry()
-    job = sizer_job(reg)
-
-    class Broken(OrderedDict):
-        pass
-
-    ok = Broken(a=1)
-    bad = Broken(a=1)
-    job.track(ok, SampledSize(lambda o: o.items(), len, pairs=True, collector="cache"))
-    job.track(bad, SampledSize(lambda o: 1 / 0, len, pairs=True, collector="cache",
-                               source="test broken"))
+    ok = Table(a=1)
+    bad = Table(a=1)
+    _sampled(reg, ok)
+    _sampled(reg, bad, entries=lambda o: 1 / 0)
     reg.run_tick_jobs()
     assert reg.errors.counts()["cache"] == 1
+    assert reg.sizer.coverage() == 0.5
     del ok, bad
     reg.run_tick_jobs()
-    assert len(job) == 0
+    assert reg.sizer.coverage() is None  # nothing left to size, nothing kept
 
 
 def test_evicted_bytes_estimated_at_refresh() -> None:

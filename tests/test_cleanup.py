@@ -43,7 +43,10 @@ def test_decorator_counts_runs_and_passes_results_through() -> None:
     assert cl(s, "memexport_cleanup_last_success_timestamp_seconds", "trim_histories") >= (
         int(started))
     assert cl(s, "memexport_cleanup_freed_bytes_total", "trim_histories") >= 0
-    assert not [k for k in s if k[0] == "memexport_cleanup_failures_total"]
+    # Failures: only the "other" series, at 0 from the start (increase() sees the first one).
+    assert {k: v for k, v in s.items() if k[0] == "memexport_cleanup_failures_total"} == {
+        ("memexport_cleanup_failures_total",
+         (("cleanup", "trim_histories"), ("exception", "other"))): 0}
 
 
 def test_failures_are_counted_and_reraised_unchanged() -> None:

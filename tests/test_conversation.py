@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
 from memexport.core.registry import Registry
+from memexport.core.sizing import deep_size_many
 from memexport.exporters.prometheus import register_collector
-from memexport.instrument.sizing import deep_size_many
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT.parent / "shared" / "seed" / "guide_classes.py"
@@ -410,13 +410,15 @@ def test_tracking_twice_counts_once_and_freed_ids_are_forgotten() -> None:
     cls = type("Manager", (guide.MemoryEfficientConversationManager,), {})
     m = cls(10, 50)
     assert memexport.conversation(m, name="once", registry=reg) is m
-    assert memexport.conversation(m, name="again", registry=reg) is m  # first name wins
+    assert memexport.conversation(m, name="once", registry=reg) is m  # tracked once
+    with pytest.raises(ValueError, match="already instrumented as conversation 'once'"):
+        memexport.conversation(m, name="again", registry=reg)
     for i in range(3):
         m.add_message(message(i))
     s = samples(reg)
     assert conv(s, "memexport_conversations", "once") == 1
     assert conv(s, "memexport_conversation_messages_added_total", "once") == 3
-    assert conv(s, "memexport_conversations", "again") == 0
+    assert conv(s, "memexport_conversations", "again") is None
     del m
     gc.collect()
     # Untracked instances of the patched class, some likely at the freed object's address:

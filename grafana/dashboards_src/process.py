@@ -317,7 +317,7 @@ def build() -> dict[str, Any]:
             OPS,
             description="Failed reads per second by collector (memexport_collector_errors_"
             "total); each failing source is logged once by the app. Zero when healthy.",
-            w=8,
+            w=6,
         ),
         timeseries(
             "Collector run duration",
@@ -327,7 +327,7 @@ def build() -> dict[str, Any]:
             SECONDS,
             description="How long the last run of each collector took (registry = the "
             "scrape-time read of all components).",
-            w=8,
+            w=6,
         ),
         timeseries(
             "Series folded into __overflow__ / s",
@@ -337,7 +337,18 @@ def build() -> dict[str, Any]:
             "reached its cap of distinct names (memexport_series_overflow_total), counted "
             "under __overflow__. Zero when healthy; otherwise a name is built from data "
             "(e.g. a session id).",
-            w=8,
+            w=6,
+        ),
+        timeseries(
+            "Sampled sizes covered",
+            [target(f"min by (instance) ({metric('memexport_sizer_coverage_ratio')})",
+                    "{{instance}}")],
+            RATIO,
+            description="Share of the components with a sampled deep size that the collector "
+            "sized in the last minute (memexport_sizer_coverage_ratio). 1 when healthy; lower "
+            "means the per-tick sampling budget cannot reach every collection, and their bytes "
+            "are older estimates.",
+            w=6,
         ),
     ):
         d = d.with_panel(panel)

@@ -1,9 +1,9 @@
 """Event counters for the application's hot path: exact under threads, no lock per event.
 
 ``Counter.inc`` is the C-level ``__next__`` of an ``itertools.count``: one call, atomic under
-the GIL, tens of nanoseconds. ``Adder`` and ``Histogram`` take amounts through a
-``deque.append`` (also atomic) and fold them into totals only when read or every
-``_FOLD_AT`` events, so the hot path never waits on a lock.
+the GIL, tens of nanoseconds. ``Adder`` and ``Histogram`` take amounts through a C-level
+``append`` (also atomic) and fold them into totals only when read, or every ``FOLD_AT``
+values, so the hot path never waits on a lock.
 """
 
 from __future__ import annotations
@@ -11,14 +11,19 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-__all__ = ["DEFAULT_SECONDS_BUCKETS", "Adder", "Counter", "Histogram", "HistogramValue"]
+__all__ = ["DEFAULT_SECONDS_BUCKETS", "FOLD_AT", "FOLD_MASK", "Adder", "Counter", "Histogram",
+           "HistogramValue", "validate_buckets"]
 
-_FOLD_AT = 4096
+#: Pending amounts kept before the adding thread folds them (bounds memory when unread).
+FOLD_AT = 4096
+#: ``n & FOLD_MASK == 0`` every ``FOLD_AT`` events: hot paths with an event count at hand
+#: (a counter's return value) fold on that instead of measuring the buffer.
+FOLD_MASK = FOLD_AT - 1
 
 #: Fixed buckets from 100 microseconds to 5 minutes, for waits and hold times.
 DEFAULT_SECONDS_BUCKETS: tuple[float, ...] = (
@@ -28,13 +33,17 @@ DEFAULT_SECONDS_BUCKETS: tuple[float, ...] = (
 
 
 class Counter:
-    """A monotonic event count; call ``inc()`` (no argument) once per event."""
+    """A monotonic event count; call ``inc()`` (no argument) once per event.
+
+    ``inc`` returns the count before the event, which hot paths use to fold a buffer every
+    ``FOLD_AT`` events (``if not n & FOLD_MASK``).
+    """
 
     __slots__ = ("_count", "inc")
 
     def __init__(self) -> None:
         self._count = itertools.count()
-        self.inc = self._count.__next__
+        self.inc: Callable[[], int] = self._count.__next__
 
     def value(self) -> int:
         """The number of ``inc()`` calls so far (read from the count's repr: no side effect)."""
@@ -56,7 +65,7 @@ class Adder:
     def add(self, amount: float) -> None:
         pending = self._pending
         pending.append(amount)
-        if len(pending) > _FOLD_AT:
+        if len(pending) > FOLD_AT:
             self._fold()
 
     def _fold(self) -> None:
@@ -107,48 +116,85 @@ def validate_buckets(bounds: Sequence[float]) -> tuple[float, ...]:
 
 
 class Histogram:
-    """Fixed-bucket histogram: ``observe(v)`` appends to a deque; values are put into their
-    buckets when read, or every ``_FOLD_AT`` observations, under a lock the hot path does
-    not otherwise take."""
+    """Fixed-bucket histogram fed by a C-level ``add`` (``list.append``), bucketed when read.
 
-    __slots__ = ("_bounds", "_counts", "_lock", "_pending", "_sum")
+    ``add`` is for hot paths that fold every ``FOLD_AT`` events themselves (a pool's acquire
+    count); ``observe`` checks the buffer's length and folds when it is long. A fold takes
+    the first ``k`` pending values with one slice and one ``del`` (appends only go to the
+    end, so values added meanwhile stay) and counts each bucket with a bisect in them,
+    sorted once (not at all when they all fall in one bucket).
+    """
+
+    __slots__ = ("_bounds", "_buf", "_cum", "_lock", "_total", "add")
 
     def __init__(self, bounds: Sequence[float] = DEFAULT_SECONDS_BUCKETS) -> None:
         self._bounds = validate_buckets(bounds)
-        self._counts = [0] * (len(self._bounds) + 1)  # per bucket, the last one is +Inf
-        self._sum = 0.0
-        self._pending: deque[float] = deque()
+        self._cum = [0] * (len(self._bounds) + 1)  # cumulative per bound, the last is +Inf
+        self._total = 0.0
+        self._buf: list[float] = []
+        self.add: Callable[[float], None] = self._buf.append
         # Re-entrant: a GC callback may observe (and fold) while this thread is folding.
         self._lock = threading.RLock()
 
     def observe(self, value: float) -> None:
-        pending = self._pending
-        pending.append(value)
-        if len(pending) > _FOLD_AT:
-            self._fold()
+        buf = self._buf
+        buf.append(value)
+        if len(buf) > FOLD_AT:
+            self.try_fold()
 
-    def _fold(self) -> None:
+    def fold(self) -> None:
+        """Move the pending values into the bucket counts and the sum."""
         with self._lock:
-            pop = self._pending.popleft
-            counts = self._counts
+            buf = self._buf
+            k = len(buf)
+            if not k:
+                return
+            vals = buf[:k]
+            del buf[:k]
+            cum = self._cum
             bounds = self._bounds
-            total = 0.0
+            # Bounds at or above the largest value hold all k: only those below it need
+            # the values sorted (none when every value is in the first bucket).
+            below = bisect_left(bounds, max(vals))
+            if below:
+                vals.sort()
+                for i in range(below):
+                    cum[i] += bisect_right(vals, bounds[i])
+            for i in range(below, len(cum)):
+                cum[i] += k
+            self._total += sum(vals)
+
+    def try_fold(self) -> None:
+        """Fold unless another thread is at it (a hot path never waits for the lock)."""
+        if self._lock.acquire(blocking=False):
             try:
-                while True:
-                    v = pop()
-                    # bisect_left: a value equal to a bound belongs to that bucket (le=bound).
-                    counts[bisect_left(bounds, v)] += 1
-                    total += v
-            except IndexError:
-                pass
-            self._sum += total
+                self.fold()
+            finally:
+                self._lock.release()
+
+    def count(self) -> int:
+        """Values seen so far, folded or not."""
+        with self._lock:
+            return self._cum[-1] + len(self._buf)
 
     def value(self) -> HistogramValue:
         with self._lock:
-            self._fold()
-            cumulative = tuple(itertools.accumulate(self._counts))
-            return HistogramValue(self._bounds, cumulative, self._sum, cumulative[-1])
+            self.fold()
+            return HistogramValue(self._bounds, tuple(self._cum), self._total, self._cum[-1])
 
     @property
     def bounds(self) -> tuple[float, ...]:
         return self._bounds
+
+
+class CountOf(Counter):
+    """A counter that is the number of values a histogram has seen (acquires = waits)."""
+
+    __slots__ = ("_histogram",)
+
+    def __init__(self, histogram: Histogram) -> None:
+        super().__init__()
+        self._histogram = histogram
+
+    def value(self) -> int:
+        return self._histogram.count()

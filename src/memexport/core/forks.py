@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
-__all__ = ["after_fork_in_child", "after_fork_in_parent", "before_fork"]
+__all__ = ["RLock", "after_fork_in_child", "after_fork_in_parent", "before_fork"]
 
 Hook = Callable[[], object]
 
@@ -52,9 +53,40 @@ def after_fork_in_child(hook: Hook) -> Hook:
     return hook
 
 
+class RLock:
+    """A re-entrant lock that a forked child gets fresh (a held one would stay held there).
+
+    Re-entrant because memexport's cold paths may be re-entered by a signal handler that
+    instruments in the same thread: they are written to tolerate it, and never deadlock.
+    """
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        _locks.add(self)
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+_locks: weakref.WeakSet[RLock] = weakref.WeakSet()
+
+
 def _in_child() -> None:
     global _lock
     _lock = threading.Lock()
+    for lock in list(_locks):
+        lock._lock = threading.RLock()
     _run(_child)
 
 

@@ -19,8 +19,9 @@ __all__ = ["Family", "Kind", "MetricDef", "MetricType", "Sample", "check_metric_
 MetricType = Literal["gauge", "counter", "histogram"]
 Aggregation = Literal["sum", "max"]
 #: Where a kind-level series comes from: each live member's readings (``member``), the number
-#: of live members (``live``), members ever registered (``created``) or finalized (``finalized``).
-Source = Literal["member", "live", "created", "finalized"]
+#: of live members (``live``), members ever registered (``created``) or finalized
+#: (``finalized``), or a reader of the whole group (``group``: pending acquires of a pool name).
+Source = Literal["member", "live", "created", "finalized", "group"]
 
 _METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -106,6 +107,28 @@ class Kind:
             raise ValueError(f"bytes_metric {self.bytes_metric!r} is not a metric of {self.name!r}")
         object.__setattr__(self, "by_name", by_name)
         _KNOWN_KINDS.setdefault(self.name, self)
+
+    def extend(self, *metrics: MetricDef) -> None:
+        """Add metrics that an adapter owns (a library-only gauge) to this kind, once.
+
+        Adding a metric again as it is is a no-op; a different one of the same name is a
+        ``ValueError``.
+        """
+        by_name = dict(self.by_name)
+        new = []
+        for m in metrics:
+            known = by_name.get(m.name)
+            if known is not None:
+                if known != m:
+                    raise ValueError(f"kind {self.name!r} already has a different {m.name!r}")
+                continue
+            if self.label in m.labels:
+                raise ValueError(f"{m.name!r} repeats the kind label {self.label!r}")
+            by_name[m.name] = m
+            new.append(m)
+        if new:
+            object.__setattr__(self, "metrics", (*self.metrics, *new))
+            object.__setattr__(self, "by_name", by_name)
 
     @property
     def budget_metric(self) -> str:

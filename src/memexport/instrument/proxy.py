@@ -1,40 +1,99 @@
-"""The base of memexport's proxies: behave as the wrapped object where wrapt does not.
+"""Proxies: one class per kind, name and shape variant, per-object state in slots.
 
-A proxy prints, copies and pickles as the object it wraps: the counters belong to this
-process, so a copy or an unpickled object is a plain, uninstrumented one (instrument it
-again to count it).
+A proxy behaves as the object it wraps (``wrapt.ObjectProxy``: ``isinstance`` holds, every
+attribute and operator reaches the object, results and exceptions are the object's); it
+prints, copies and pickles as the wrapped object (the counters belong to this process, so a
+copy is a plain, uninstrumented object). Its hot methods live on its class, made once per
+name and variant with the name's counters bound in, so a proxy costs one small object: no
+class, closure or finalizer per proxy, nothing to release when it dies.
+
+wrapt is imported on first use, not with memexport.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
-import wrapt
+__all__ = ["proxy_base"]
 
-__all__ = ["Proxy"]
+_bases: dict[tuple[str, tuple[str, ...]], type] = {}
+_lock = threading.RLock()
 
 
-class Proxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    """A ``wrapt.ObjectProxy`` that reprs, copies, pickles and lists as the wrapped object."""
+async def _aenter(self: Any) -> Any:
+    wrapped = self.__wrapped__
+    result = await wrapped.__aenter__()
+    return self if result is wrapped else result
 
-    def __repr__(self) -> str:
-        return repr(self.__wrapped__)
 
-    def __str__(self) -> str:
-        return str(self.__wrapped__)
+async def _aexit(self: Any, *exc: Any) -> Any:
+    return await self.__wrapped__.__aexit__(*exc)
 
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        return self.__wrapped__.__reduce_ex__(protocol)
 
-    def __reduce__(self) -> Any:
-        return self.__wrapped__.__reduce__()
+def _enter(self: Any) -> Any:
+    wrapped = self.__wrapped__
+    result = wrapped.__enter__()
+    return self if result is wrapped else result
 
-    def __copy__(self) -> Any:
-        return copy.copy(self.__wrapped__)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        return copy.deepcopy(self.__wrapped__, memo)
+def _exit(self: Any, *exc: Any) -> Any:
+    return self.__wrapped__.__exit__(*exc)
 
-    def __dir__(self) -> list[str]:
-        return dir(self.__wrapped__)
+
+#: ``with proxy:`` gives the proxy back (not the bare object), so work done inside counts.
+CONTEXT = {"__enter__": _enter, "__exit__": _exit, "__aenter__": _aenter, "__aexit__": _aexit}
+
+
+def _make_base(slots: tuple[str, ...]) -> type:
+    import wrapt
+
+    class Proxy(wrapt.ObjectProxy):  # type: ignore[misc]
+        """A ``wrapt.ObjectProxy`` that reprs, copies, pickles and lists as the wrapped object."""
+
+        __slots__ = ("_self_component", *slots)
+
+        # Plain attribute lookup for the proxy's own methods and slots (wrapt's forwarding
+        # ``__getattr__`` still finds what the proxy lacks on the wrapped object).
+        __getattribute__ = object.__getattribute__
+
+        def __repr__(self) -> str:
+            return repr(self.__wrapped__)
+
+        def __str__(self) -> str:
+            return str(self.__wrapped__)
+
+        def __reduce_ex__(self, protocol: Any) -> Any:
+            return self.__wrapped__.__reduce_ex__(protocol)
+
+        def __reduce__(self) -> Any:
+            return self.__wrapped__.__reduce__()
+
+        def __copy__(self) -> Any:
+            return copy.copy(self.__wrapped__)
+
+        def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+            return copy.deepcopy(self.__wrapped__, memo)
+
+        def __dir__(self) -> list[str]:
+            return dir(self.__wrapped__)
+
+    return Proxy
+
+
+def proxy_base(kind: str, slots: tuple[str, ...] = (), context: bool = False) -> type:
+    """The proxy base class of ``kind`` with per-object state ``slots`` (made once);
+    ``context``: ``with proxy`` returns the proxy where the object would return itself."""
+    key = (kind, slots)
+    base = _bases.get(key)
+    if base is None:
+        with _lock:
+            base = _bases.get(key)
+            if base is None:
+                base = _make_base(slots)
+                if context:
+                    base = type(base.__name__, (base,), {"__slots__": (), **CONTEXT})
+                base.__qualname__ = base.__name__ = f"{kind.title()}Proxy"
+                _bases[key] = base
+    return base

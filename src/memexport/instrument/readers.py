@@ -1,13 +1,31 @@
-"""Scrape-time readers from what a user passes: a number, an attribute path or a callable."""
+"""Scrape-time readers: from what a user passes (a number, an attribute path, a callable) and
+from what an object holds (the first numeric attribute among some names).
+
+Readers never run a property or touch ``obj.__dict__``: on Python 3.11+ reading ``vars()``
+materialises the instance's inline values into a dict for good, and every later attribute
+access of the app's object gets slower.
+"""
 
 from __future__ import annotations
 
+import inspect
+import math
+from collections.abc import Callable, Iterable
 from operator import attrgetter
+from types import MemberDescriptorType
 from typing import Any
 
+from memexport.core.checks import shown
 from memexport.core.registry import Reader
 
-__all__ = ["path_reader", "reader_from"]
+__all__ = ["first_number", "instance_attr", "is_number", "path_reader", "reader_from"]
+
+_MISSING: Any = object()
+
+
+def is_number(value: object) -> bool:
+    """A real number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def path_reader(path: str) -> Reader:
@@ -21,25 +39,95 @@ def path_reader(path: str) -> Reader:
     return read
 
 
-def reader_from(spec: Any, what: str) -> Reader | None:
-    """Turn an explicit ``items=``/``max_size=``/... argument into a reader (None: not given).
+def reader_from(spec: Any, what: str, *, constants: bool = True) -> Reader | None:
+    """Turn an explicit argument (``items=``, ``max_size=``, ``history=``...) into a reader.
 
-    A number is a constant, a string an attribute path (called if it names a method), a
-    callable is called with the object. Anything else is a ``ValueError`` naming ``what``.
+    None is "not given". A number is a constant (finite, not negative; only with
+    ``constants``), a string an attribute name or dotted path (called if it names a method),
+    a callable is called with the object. Anything else is a ``ValueError`` naming ``what``.
     """
     if spec is None:
         return None
-    if isinstance(spec, bool):
-        raise ValueError(f"{what}={spec!r}: pass a number, an attribute name or a callable")
-    if isinstance(spec, int | float):
-        if spec < 0:
-            raise ValueError(f"{what}={spec!r} must not be negative")
+    if isinstance(spec, bool) or (not constants and is_number(spec)):
+        raise ValueError(f"{what}={shown(spec)}: pass an attribute name or a callable")
+    if is_number(spec):
+        if not math.isfinite(spec) or spec < 0:
+            raise ValueError(f"{what}={shown(spec)} must be a finite, non-negative number")
         value = spec
         return lambda _obj: value
     if isinstance(spec, str):
         if not spec or not all(part.isidentifier() for part in spec.split(".")):
-            raise ValueError(f"{what}={spec!r} is not an attribute name or dotted path")
+            raise ValueError(f"{what}={shown(spec)} is not an attribute name or dotted path")
         return path_reader(spec)
     if callable(spec):
-        return spec
-    raise ValueError(f"{what}={spec!r}: pass a number, an attribute name or a callable")
+        return spec  # type: ignore[no-any-return]
+    hint = "a number, an attribute name or a callable" if constants else (
+        "an attribute name or a callable")
+    raise ValueError(f"{what}={shown(spec)}: pass {hint}")
+
+
+def instance_attr(obj: Any, name: str) -> Any:
+    """``obj.name`` if it is data held by the instance (not a property), else None."""
+    for klass in type(obj).__mro__:
+        value = klass.__dict__.get(name, _MISSING)
+        if value is not _MISSING:
+            if hasattr(type(value), "__get__") and not isinstance(value, MemberDescriptorType):
+                return None  # a property, a method, another descriptor: not instance data
+            break
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # a __getattr__ that raises something else than AttributeError
+        return None
+
+
+def first_number(obj: Any, names: Iterable[str], scale: float = 1.0, *,
+                 static: bool = False) -> Reader | None:
+    """A reader of the first positive numeric attribute of ``obj`` among ``names``.
+
+    With ``static``, looked up without running descriptors (``inspect.getattr_static``).
+    None when there is none.
+    """
+    for attr in names:
+        try:
+            value = (inspect.getattr_static(obj, attr) if static
+                     else instance_attr(obj, attr))
+        except AttributeError:
+            continue
+        if is_number(value) and value > 0 and math.isfinite(value):
+            getter = attrgetter(attr)
+            if scale == 1.0:
+                return getter
+            return lambda o, g=getter, s=scale: g(o) * s
+    return None
+
+
+def lazy_number(names: tuple[str, ...], scale: float = 1.0) -> Reader:
+    """A reader of the first positive numeric attribute among ``names``, looked up at each
+    read (for a class whose instances may differ): None when there is none."""
+    def read(o: Any) -> float | None:
+        for attr in names:
+            value = instance_attr(o, attr)
+            if is_number(value) and value > 0:
+                return float(value) * scale
+        return None
+    return read
+
+
+def either(*readers: Reader | None) -> Reader | None:
+    """The first reader's value unless it is None, then the next one's (None if none)."""
+    present = [r for r in readers if r is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def read(o: Any) -> float | int | None:
+        for r in present:
+            v = r(o)
+            if v is not None:
+                return v
+        return None
+    return read
+
+
+Getter = Callable[[Any], Any]

@@ -1,11 +1,10 @@
-"""LangChain (langchain-core): chat message histories as conversations.
+"""LangChain (langchain-core): chat message histories as conversations, an adapter.
 
-Imported by ``memexport.conversation`` only once ``langchain_core`` is imported. Any
-``BaseChatMessageHistory`` is counted where messages are added (``add_message``, or
-``add_messages`` when a subclass implements only the bulk method). The number of messages is
-read only where it is held in memory (``InMemoryChatMessageHistory`` and other histories
-keeping a ``messages`` list as data): other histories' ``messages`` property may query a
-database, which a scrape must never do.
+Asked only once ``langchain_core`` is imported. Any ``BaseChatMessageHistory`` is counted
+where messages are added (``add_message``, or ``add_messages`` when a subclass implements
+only the bulk method). The number of messages is read only where it is held in memory
+(``InMemoryChatMessageHistory`` and other histories keeping a ``messages`` list as data):
+other histories' ``messages`` property may query a database, which a scrape must never do.
 """
 
 from __future__ import annotations
@@ -14,26 +13,54 @@ from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
 
-from memexport.kinds.conversation import ConversationProfile
+from memexport.core.model import Kind
+from memexport.core.registry import Profile
+from memexport.instrument.kind import Shape
+from memexport.kinds.conversation.shapes import HistoryShape, history_profile
+from memexport.kinds.conversation.table import ConversationInfo, ConversationOptions
 
-__all__ = ["conversation_profile"]
+__all__ = ["LangChainHistoryShape", "shapes"]
 
 
 def _messages(obj: Any) -> Any:
     return obj.__dict__.get("messages")
 
 
-def conversation_profile(obj: Any) -> ConversationProfile | None:
-    """The profile of a LangChain chat message history, else None."""
-    if not isinstance(obj, BaseChatMessageHistory):
-        return None
-    cls = type(obj)
-    if cls.add_message is not BaseChatMessageHistory.add_message:
-        adds = [("add_message", False)]
-    elif cls.add_messages is not BaseChatMessageHistory.add_messages:
-        adds = [("add_messages", True)]
-    else:
-        adds = []
-    held = isinstance(getattr(obj, "__dict__", {}).get("messages"), list)
-    return ConversationProfile(history=_messages if held else None, adds=adds,
-                               source=f"langchain {cls.__qualname__}")
+def _held(obj: Any) -> bool:
+    return isinstance(getattr(obj, "__dict__", {}).get("messages"), list)
+
+
+class LangChainHistoryShape(HistoryShape):
+    """A LangChain chat message history."""
+
+    label = "a LangChain chat message history"
+
+    def matches(self, obj: Any, opts: ConversationOptions) -> bool:
+        return not opts.explicit and isinstance(obj, BaseChatMessageHistory)
+
+    def matches_class(self, cls: type, opts: ConversationOptions) -> bool:
+        return not opts.explicit and issubclass(cls, BaseChatMessageHistory)
+
+    def info(self, obj_or_cls: Any, opts: ConversationOptions) -> ConversationInfo:
+        cls = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
+        if cls.add_message is not BaseChatMessageHistory.add_message:
+            adds = [("add_message", False)]
+        elif cls.add_messages is not BaseChatMessageHistory.add_messages:
+            adds = [("add_messages", True)]
+        else:
+            adds = []
+        return ConversationInfo(_messages, adds)
+
+    def variant(self, obj: Any, opts: ConversationOptions) -> Any:
+        return (type(obj), _held(obj))
+
+    def profile(self, obj: Any, opts: ConversationOptions, kind: Kind) -> Profile:
+        return history_profile(kind, self.info(obj, opts), readable=_held(obj))
+
+
+_SHAPES = (LangChainHistoryShape(),)
+
+
+def shapes(kind: str) -> tuple[Shape, ...]:
+    """The shapes this adapter adds to ``kind``."""
+    return _SHAPES if kind == "conversation" else ()

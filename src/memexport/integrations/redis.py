@@ -6,7 +6,7 @@ Prometheus scrapes (nothing per command):
 
 - ``ConnectionPool``: in use = ``len(_in_use_connections)``, idle =
   ``len(_available_connections)``, max = ``max_connections``, created/destroyed from
-  ``_created_connections`` (see :class:`memexport.pool.SizeDelta`);
+  ``_created_connections`` (see ``PoolState.size_delta``);
 - ``BlockingConnectionPool``: created connections are ``_connections``, idle ones the
   connections waiting in its queue, in use the difference.
 
@@ -21,13 +21,17 @@ from ``ConnectionPool``, ``ConnectionError("No connection available.")`` from
 from __future__ import annotations
 
 import inspect
-import time
 from typing import Any
 
-from memexport.core.registry import Registry
-from memexport.kinds.pool import FOLD_MASK, PoolProxy, Recorder, make_proxy, register
+from memexport.core.model import Kind
+from memexport.core.registry import Profile
+from memexport.instrument.kind import Shape
+from memexport.instrument.proxy import proxy_base
+from memexport.instrument.timing import call_functions, handle_names
+from memexport.kinds.pool.shapes import pool_readers, proxy_state
+from memexport.kinds.pool.table import PoolOptions, PoolState
 
-__all__ = ["EXHAUSTED_MESSAGES", "instrument", "supports"]
+__all__ = ["EXHAUSTED_MESSAGES", "RedisPoolShape", "is_exhausted", "shapes"]
 
 #: The messages of the ConnectionError redis-py raises when its pool has nothing to give.
 EXHAUSTED_MESSAGES = frozenset({"Too many connections", "No connection available."})
@@ -50,12 +54,6 @@ def _redis_classes() -> tuple[type, ...]:
     return tuple(classes)
 
 
-def supports(obj: Any) -> bool:
-    """True for a redis-py ``ConnectionPool`` (sync or asyncio) and its subclasses."""
-    classes = _redis_classes()
-    return bool(classes) and isinstance(obj, classes)
-
-
 def is_exhausted(exc: BaseException) -> bool:
     """True for the errors redis-py raises when its pool is out of connections."""
     try:
@@ -69,8 +67,6 @@ def is_exhausted(exc: BaseException) -> bool:
     if MaxConnectionsError and isinstance(exc, MaxConnectionsError):
         return True
     return isinstance(exc, RedisConnectionError) and str(exc) in EXHAUSTED_MESSAGES
-
-
 def _blocking(p: Any) -> bool:
     return hasattr(p, "_connections") and hasattr(p, "pool")
 
@@ -101,60 +97,44 @@ def _max(p: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-def _methods(rec: Recorder, is_async: bool) -> dict[str, Any]:
-    clock = time.perf_counter
-    started = rec.started
-    wait_add = rec.wait.add
-    use_add = rec.use.add
-    held = rec.held_ids
-    pop = held.pop
-    fold = rec.fold
+class RedisPoolShape(Shape):
+    """A redis-py connection pool (sync or asyncio): a proxy timing ``get_connection``."""
 
-    def failed(exc: BaseException) -> None:
-        rec.failed(exc, is_async, exhausted=is_exhausted(exc))
+    style = "proxy"
+    label = "a redis-py ConnectionPool"
 
-    def got(n: int, t0: float, conn: Any) -> Any:
-        t = clock()
-        wait_add(t - t0)
-        held[id(conn)] = t
-        if not n & FOLD_MASK:
-            fold()
-        return conn
+    def matches(self, obj: Any, opts: PoolOptions) -> bool:
+        classes = _redis_classes()
+        return not opts.methods_given and bool(classes) and isinstance(obj, classes)
 
-    def get_connection(self: Any, *args: Any, **kwargs: Any) -> Any:
-        n = started()
-        t0 = clock()
-        try:
-            conn = self.__wrapped__.get_connection(*args, **kwargs)
-        except BaseException as exc:
-            failed(exc)
-            raise
-        return got(n, t0, conn)
+    def variant(self, obj: Any, opts: PoolOptions) -> Any:
+        return (type(obj), opts)
 
-    async def get_connection_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-        n = started()
-        t0 = clock()
-        try:
-            conn = await self.__wrapped__.get_connection(*args, **kwargs)
-        except BaseException as exc:
-            failed(exc)
-            raise
-        return got(n, t0, conn)
+    def base(self, obj: Any) -> type:
+        return proxy_base("pool", ("_self_state",), context=True)
 
-    def release(self: Any, connection: Any, *args: Any, **kwargs: Any) -> Any:
-        start = pop(id(connection), None)
-        if start is not None:
-            use_add(clock() - start)
-        return self.__wrapped__.release(connection, *args, **kwargs)
+    def build(self, cls: type, obj: Any, opts: PoolOptions) -> Any:
+        proxy = cls(obj)
+        proxy._self_state = PoolState()
+        return proxy
 
-    return {"get_connection": get_connection_async if is_async else get_connection,
-            "release": release}
+    def methods(self, handles: Any, obj: Any, opts: PoolOptions) -> dict[str, Any]:
+        cls = type(obj)
+        names = handle_names(handles, handles.failer(opts.exhausted, is_exhausted))
+        return call_functions(names, cls.get_connection, cls.release,
+                              acquire_name="get_connection", release_name="release",
+                              is_async=inspect.iscoroutinefunction(cls.get_connection),
+                              held="self._self_state.held")
+
+    def profile(self, obj: Any, opts: PoolOptions, kind: Kind) -> Profile:
+        readers, pulled = pool_readers(proxy_state, idle=_idle, in_use=opts.in_use or _in_use,
+                                       max_size=opts.max_size or _max, size=opts.size or _total)
+        return Profile(kind, readers, pulled)
 
 
-def instrument(obj: Any, name: str, registry: Registry, *,
-               exhausted: tuple[type[BaseException], ...] = ()) -> PoolProxy:
-    """Instrument a redis-py connection pool as pool ``name``; returns the proxy to use."""
-    _comp, rec = register(obj, name, registry, exhausted=exhausted, in_use=_in_use,
-                          idle=_idle, max_size=_max, size=_total)
-    is_async = inspect.iscoroutinefunction(obj.get_connection)
-    return make_proxy(obj, _methods(rec, is_async), rec)
+_SHAPES = (RedisPoolShape(),)
+
+
+def shapes(kind: str) -> tuple[Shape, ...]:
+    """The shapes this adapter adds to ``kind``."""
+    return _SHAPES if kind == "pool" else ()

@@ -31,24 +31,22 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-from memexport.core.registry import Registry
-from memexport.kinds.pool import Recorder, register
+from memexport.core.counters import FOLD_MASK
+from memexport.core.model import Kind
+from memexport.core.registry import Component, Index, Profile
+from memexport.instrument.kind import Shape
+from memexport.kinds.pool.shapes import pool_readers
+from memexport.kinds.pool.table import CREATED, DESTROYED, PoolOptions, PoolState
 
-__all__ = ["instrument", "supports"]
+__all__ = ["SqlAlchemyShape", "shapes"]
 
 _WRAPPED = "_memexport_connect"
-
 
 def _engine_of(obj: Any) -> Engine | None:
     if isinstance(obj, Engine):
         return obj
     sync = getattr(obj, "sync_engine", None)  # sqlalchemy.ext.asyncio.AsyncEngine
     return sync if isinstance(sync, Engine) else None
-
-
-def supports(obj: Any) -> bool:
-    """True for an ``Engine``, an ``AsyncEngine`` or a ``Pool``."""
-    return isinstance(obj, Pool) or _engine_of(obj) is not None
 
 
 def _pool_of(target: Any) -> Pool:
@@ -76,17 +74,19 @@ def _max(target: Any) -> float | None:
     return size() + overflow
 
 
-def _wrap_connect(p: Pool, rec: Recorder) -> None:
+def _target(obj: Any) -> Any:
+    engine = _engine_of(obj)
+    return engine if engine is not None else obj
+
+
+def _wrap_connect(p: Pool, handles: Any, failed: Any) -> None:
     """Time ``p.connect()`` and count its timeouts, on this pool instance only."""
     if getattr(p, _WRAPPED, False):
         return
     ref = weakref.ref(p)
     original = type(p).connect
     clock = time.perf_counter
-    started = rec.started
-    wait_add = rec.wait.add
-    failed = rec.failed
-    fold = rec.fold
+    started, wait_add, fold = handles.started, handles.wait, handles.fold
 
     def connect() -> Any:
         pool = ref()
@@ -100,7 +100,7 @@ def _wrap_connect(p: Pool, rec: Recorder) -> None:
             failed(e)
             raise
         wait_add(clock() - t0)
-        if not n & 4095:
+        if not n & FOLD_MASK:
             fold()
         return conn
 
@@ -109,50 +109,106 @@ def _wrap_connect(p: Pool, rec: Recorder) -> None:
     setattr(p, _WRAPPED, True)
 
 
-def instrument(obj: Any, name: str, registry: Registry, *,
-               exhausted: tuple[type[BaseException], ...] = ()) -> Any:
-    """Instrument an engine or pool as pool ``name``; returns ``obj`` itself."""
-    engine = _engine_of(obj)
-    target: Any = engine if engine is not None else obj
-    _comp, rec = register(target, name, registry, exhausted=(exc.TimeoutError, *exhausted),
-                          in_use=_in_use, idle=_idle, max_size=_max, lifecycle=True)
-    # checkedout() is exact for a QueuePool; other pools: memexport's own count.
-    if _in_use(target) is None:
-        _comp.gauge("memexport_pool_resources", rec.in_use, "in_use")
-    held = rec.held_ids
-    use_add = rec.use.add
-    clock = time.perf_counter
-    created = rec.created
-    destroyed = rec.destroyed
+def _unwrap_connect(p: Pool) -> None:
+    if getattr(p, _WRAPPED, False):
+        for attr in ("connect", _WRAPPED):
+            try:
+                delattr(p, attr)
+            except AttributeError:
+                pass
 
-    def on_connect(_dbapi: Any, _record: Any) -> None:
-        created()
 
-    def on_close(_dbapi: Any, _record: Any) -> None:
-        destroyed()
+class SqlAlchemyShape(Shape):
+    """A SQLAlchemy ``Engine``, ``AsyncEngine`` or ``Pool``: its pool events (listen)."""
 
-    def on_close_detached(_dbapi: Any) -> None:
-        destroyed()
+    style = "listen"
+    label = "a SQLAlchemy engine or pool"
 
-    def on_checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
-        held[id(record)] = clock()
+    def __init__(self) -> None:
+        self.index: Index | None = None
 
-    def on_checkin(_dbapi: Any, record: Any) -> None:
-        start = held.pop(id(record), None)
-        if start is not None:
-            use_add(clock() - start)
+    def matches(self, obj: Any, opts: PoolOptions) -> bool:
+        return not opts.methods_given and (isinstance(obj, Pool) or _engine_of(obj) is not None)
 
-    listen_on = target
-    event.listen(listen_on, "connect", on_connect)
-    event.listen(listen_on, "close", on_close)
-    event.listen(listen_on, "close_detached", on_close_detached)
-    event.listen(listen_on, "checkout", on_checkout)
-    event.listen(listen_on, "checkin", on_checkin)
-    event.listen(listen_on, "detach", on_checkin)  # a detached connection never checks in
-    _wrap_connect(_pool_of(target), rec)
-    if engine is not None:
-        def on_disposed(e: Engine) -> None:
-            _wrap_connect(e.pool, rec)
+    def variant(self, obj: Any, opts: PoolOptions) -> Any:
+        return (type(obj), _in_use(_target(obj)) is None)
 
-        event.listen(engine, "engine_disposed", on_disposed)
-    return obj
+    def profile(self, obj: Any, opts: PoolOptions, kind: Kind) -> Profile:
+        def state_of(o: Any) -> PoolState:
+            return _STATES[id(o)]
+
+        exact = _in_use(_target(obj)) is not None  # checkedout() is exact for a QueuePool
+        readers, pulled = pool_readers(
+            state_of, idle=lambda o: _idle(_target(o)),
+            in_use=(lambda o: _in_use(_target(o))) if exact else None,
+            max_size=lambda o: _max(_target(o)))
+        return Profile(kind, readers, pulled)
+
+    def listen(self, obj: Any, comp: Component, handles: Any, opts: PoolOptions) -> None:
+        target = _target(obj)
+        engine = _engine_of(obj)
+        state = PoolState()
+        comp.state = state
+        _STATES[id(obj)] = state
+        weakref.finalize(obj, _STATES.pop, id(obj), None)
+        failed = handles.failer((exc.TimeoutError, *opts.exhausted))
+        held = state.held
+        use_add = handles.use
+        clock = time.perf_counter
+        created = handles.group.counter(CREATED).inc
+        destroyed = handles.group.counter(DESTROYED).inc
+
+        def on_connect(_dbapi: Any, _record: Any) -> None:
+            created()
+
+        def on_close(_dbapi: Any, _record: Any) -> None:
+            destroyed()
+
+        def on_close_detached(_dbapi: Any) -> None:
+            destroyed()
+
+        def on_checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+            held[id(record)] = clock()
+
+        def on_checkin(_dbapi: Any, record: Any) -> None:
+            start = held.pop(id(record), None)
+            if start is not None:
+                use_add(clock() - start)
+
+        listeners = [("connect", on_connect), ("close", on_close),
+                     ("close_detached", on_close_detached), ("checkout", on_checkout),
+                     ("checkin", on_checkin),
+                     ("detach", on_checkin)]  # a detached connection never checks in
+        for name, fn in listeners:
+            event.listen(target, name, fn)
+        _wrap_connect(_pool_of(target), handles, failed)
+        disposed: list[Any] = []
+        if engine is not None:
+            def on_disposed(e: Engine) -> None:
+                _wrap_connect(e.pool, handles, failed)
+
+            event.listen(engine, "engine_disposed", on_disposed)
+            disposed.append(on_disposed)
+        ref = weakref.ref(target)
+
+        def undo() -> None:
+            t = ref()
+            if t is None:
+                return
+            for name, fn in listeners:
+                event.remove(t, name, fn)
+            for fn in disposed:
+                event.remove(t, "engine_disposed", fn)
+            _unwrap_connect(_pool_of(t))
+
+        state.undo = undo
+
+
+#: Pool states by ``id`` of the instrumented engine or pool (entries leave with it).
+_STATES: dict[int, PoolState] = {}
+_SHAPES = (SqlAlchemyShape(),)
+
+
+def shapes(kind: str) -> tuple[Shape, ...]:
+    """The shapes this adapter adds to ``kind``."""
+    return _SHAPES if kind == "pool" else ()

@@ -1,0 +1,393 @@
+"""One kind abstraction: the entry every ``memexport.<kind>()`` call goes through.
+
+A kind (cache, pool, conversation, agent, cleanup) is its metric table (``core.model.Kind``),
+its events (``instrument.events``) and a list of ``Shape``s: the families of objects it
+recognises. A shape answers four questions: does it match this object (or class), what
+gauges and pulled counters does it read (its ``Profile``), what is its sampled size (the
+profile's ``SizeSpec``), and what hot-path methods does it add. Its ``style`` says how:
+
+- ``read``: nothing is wrapped, everything is read at scrape (``functools.lru_cache``);
+- ``proxy``: a proxy of the object, its class made once per name (cachetools, pools);
+- ``tracked``: a builtin subclass holding the same items (``dict``, ``deque``, ``list``);
+- ``patch``: the object's class gets its methods replaced once, and passes objects that are
+  not tracked straight through (conversations, agents); a class decorated with the kind gets
+  the same, with every instance registered as ``__new__`` makes it;
+- ``listen``: the library's own events (SQLAlchemy pools).
+
+``KindSpec.instrument`` is the one path: one validation of the name, one double-
+instrumentation rule (the same object under the same name is returned as it is; under
+another name it is a ``ValueError``), one class registration point (``__new__``), one error
+text for unrecognised objects, and ``uninstrument``. Adapters for third-party libraries
+(``instrument.adapters``) add shapes and are asked first.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, ClassVar, Literal
+
+from memexport.core.checks import shown, validate_name
+from memexport.core.model import Kind
+from memexport.core.registry import Component, Group, Index, Profile, Registry, SizeSpec
+from memexport.instrument import adapters, patching
+from memexport.instrument.derive import derived_class
+from memexport.instrument.events import Events
+
+__all__ = ["NOT_GIVEN", "ClassPlan", "KindSpec", "Shape", "Style", "on_target"]
+
+Style = Literal["read", "proxy", "tracked", "patch", "listen"]
+
+#: The "no object given" default of the public functions (decorator use).
+NOT_GIVEN: Any = type("NotGiven", (), {"__repr__": lambda self: "NOT_GIVEN"})()
+
+
+class on_target:
+    """Marks a reader of the registered object itself (a proxy's own slot): the readers of
+    a proxy shape's profile are otherwise given the wrapped object."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, obj: Any) -> Any:
+        return self.fn(obj)
+
+
+def proxied(profile: Profile) -> Profile:
+    """``profile`` for a proxy: its readers and sizes get the wrapped object."""
+    def unwrap(r: Any) -> Any:
+        return r if isinstance(r, on_target) else (lambda p: r(p.__wrapped__))
+
+    size = profile.size
+    if size is not None:
+        entries, length, overhead = size.entries, size.length, size.overhead
+        size = SizeSpec(lambda p: entries(p.__wrapped__), lambda p: length(p.__wrapped__),
+                        lambda p: overhead(p.__wrapped__), size.pairs)
+    out = Profile(profile.kind, {k: unwrap(r) for k, r in profile.readers.items()},
+                  {k: unwrap(r) for k, r in profile.pulled}, size, profile.death, profile.extra)
+    out.with_comp = profile.with_comp
+    return out
+
+
+class Shape:
+    """A family of objects a kind recognises, and how it instruments them (see module doc)."""
+
+    style: ClassVar[Style] = "read"
+    #: What the shape is, for error texts and docs ("a cachetools cache").
+    label: ClassVar[str] = ""
+
+    def matches(self, obj: Any, opts: Any) -> bool:
+        """Whether this shape handles ``obj`` (explicit options included)."""
+        return False
+
+    def matches_class(self, cls: type, opts: Any) -> bool:
+        """Whether this shape handles a class decorated with the kind."""
+        return False
+
+    def check(self, obj: Any, opts: Any) -> None:
+        """Raise ``ValueError``/``TypeError`` for options this shape cannot honour."""
+
+    def variant(self, obj: Any, opts: Any) -> Hashable:
+        """What distinguishes objects needing another profile or class (default: the type)."""
+        return type(obj)
+
+    def profile(self, obj: Any, opts: Any, kind: Kind) -> Profile:
+        """The scrape-time readers of objects of this variant (built once per variant)."""
+        return Profile(kind, {})
+
+    def class_profile(self, obj: Any, opts: Any, kind: Kind, index: Index) -> Profile:
+        """The readers of an instance of a decorated class (default: ``profile``)."""
+        return self.profile(obj, opts, kind)
+
+    # -- proxy / tracked ------------------------------------------------------------------
+
+    def base(self, obj: Any) -> type:
+        """The proxy or tracked base class for ``obj``."""
+        raise NotImplementedError
+
+    def methods(self, handles: Any, obj: Any, opts: Any) -> dict[str, Any]:
+        """The hot methods of the name's class (``self.__wrapped__`` is the object)."""
+        return {}
+
+    def build(self, cls: type, obj: Any, opts: Any) -> Any:
+        """Make the proxy / tracked object of class ``cls`` for ``obj``."""
+        return cls(obj)
+
+    def wired(self, target: Any, obj: Any, comp: Component, handles: Any, opts: Any) -> None:
+        """Called once ``target`` (what the caller gets back) is registered as ``comp``."""
+
+    # -- patch ----------------------------------------------------------------------------
+
+    def patches(self, cls: type, index: Index, opts: Any, profile: Profile | None
+                ) -> dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]:
+        """``{method: factory(original) -> replacement}``; replacements find the object's
+        component with ``index.get(id(self))`` and pass untracked objects through.
+        ``profile`` is the object's (None for a decorated class: no instance yet)."""
+        return {}
+
+    # -- listen ---------------------------------------------------------------------------
+
+    def listen(self, obj: Any, comp: Component, handles: Any, opts: Any) -> None:
+        """Attach the library's listeners for ``obj``; ``comp.state.undo()`` removes them."""
+        raise NotImplementedError
+
+
+class ClassPlan:
+    """A class decorated with a kind: its name's group, shape, options and profile."""
+
+    __slots__ = ("__weakref__", "group", "opts", "profile", "shape", "tag")
+
+    def __init__(self, group: Group, shape: Shape, opts: Any, tag: str) -> None:
+        self.group = group
+        self.shape = shape
+        self.opts = opts
+        self.tag = tag
+        self.profile: Profile | None = None
+
+
+class KindSpec:
+    """A kind's shapes and the one entry point through which every object reaches them."""
+
+    def __init__(self, kind: Kind, events: Events, shapes: Sequence[Shape], *,
+                 what: str, hint: str) -> None:
+        self.kind = kind
+        self.events = events
+        self.shapes = tuple(shapes)
+        #: "cache", "pool": how error texts name the kind's objects.
+        self.what = what
+        #: What to pass for an object no shape recognises (ends the TypeError).
+        self.hint = hint
+        #: Every instrumented object of this kind: ``id(object) -> component`` (the object
+        #: the user passed: the proxy's target, the tracked builtin itself).
+        self.index = Index()
+        self._profiles: dict[tuple[int, Hashable, Hashable], Profile] = {}
+        self._classes: weakref.WeakKeyDictionary[type, ClassPlan] = weakref.WeakKeyDictionary()
+        self._lock = threading.RLock()
+
+    # -- recognition ------------------------------------------------------------------------
+
+    def shape_for(self, obj: Any, opts: Any) -> Shape:
+        for shape in (*adapters.shapes(self.kind.name), *self.shapes):
+            if shape.matches(obj, opts):
+                return shape
+        raise TypeError(f"memexport.{self.kind.name} does not recognise "
+                        f"{_article(_type_name(obj))}: {self.hint}")
+
+    def class_shape_for(self, cls: type, opts: Any) -> Shape:
+        for shape in (*adapters.shapes(self.kind.name), *self.shapes):
+            if shape.matches_class(cls, opts):
+                return shape
+        raise TypeError(f"memexport.{self.kind.name} cannot instrument the class "
+                        f"{shown(cls.__qualname__)}: {self.hint}")
+
+    def profile_of(self, shape: Shape, obj: Any, opts: Any, *, proxy: bool = False) -> Profile:
+        """The profile of ``obj``'s variant of ``shape`` with these options (made once);
+        ``proxy``: for the proxy of ``obj``, whose readers unwrap it."""
+        key = (id(shape), shape.variant(obj, opts), opts, proxy)
+        profile = self._profiles.get(key)
+        if profile is None:
+            profile = shape.profile(obj, opts, self.kind)
+            if proxy:
+                profile = proxied(profile)
+            with self._lock:
+                profile = self._profiles.setdefault(key, profile)
+        return profile
+
+    def check_call(self, name: Any, registry: Any) -> None:
+        """Validate the name and registry of a decorator call now, not at decoration."""
+        validate_name(self.kind.name, name)
+        if not isinstance(registry, Registry):
+            raise ValueError(f"registry={shown(registry)} is not a memexport Registry")
+
+    def handles(self, registry: Registry, name: str) -> Any:
+        """The hot-path handles of ``name`` in ``registry`` (its group's, bound once)."""
+        return self.events.bind(registry.group(self.kind, name))
+
+    # -- instrumenting ----------------------------------------------------------------------
+
+    def claimed(self, obj: Any) -> Component | None:
+        comp = self.index.get(id(obj))
+        if comp is None:
+            comp = getattr(obj, "_self_component", None) if _is_proxy(obj) else None
+        return comp
+
+    def instrument(self, obj: Any, name: Any, registry: Registry, opts: Any) -> Any:
+        """Instrument ``obj`` (an object or a class) as ``name``; return what to use."""
+        self.check_call(name, registry)
+        if isinstance(obj, type):
+            return self._instrument_class(obj, name, registry, opts)
+        with self._lock:  # re-entrant: a signal handler instrumenting in this thread is fine
+            existing = self.claimed(obj)
+            if existing is not None:
+                target = existing()
+                if existing.group.name != name and not (
+                        existing.group.name == "__overflow__"):
+                    raise ValueError(
+                        f"this {_type_name(obj)} is already instrumented as "
+                        f"{self.kind.name} {existing.group.name!r}, not {shown(name)}: "
+                        f"instrument it once and share the object returned")
+                if target is not None:
+                    return target
+            shape = self.shape_for(obj, opts)
+            shape.check(obj, opts)
+            profile = self.profile_of(shape, obj, opts, proxy=shape.style == "proxy")
+            group = registry.group(self.kind, name)
+            # A read shape pushes nothing: no event series of its own (they would read 0).
+            handles = self.events.bind(group) if shape.style != "read" else None
+            with registry.wiring:
+                return self._wire(shape, obj, group, handles, profile, registry, opts)
+
+    def _wire(self, shape: Shape, obj: Any, group: Group, handles: Any, profile: Profile,
+              registry: Registry, opts: Any) -> Any:
+        style = shape.style
+        if style == "proxy" or style == "tracked":
+            cls = derived_class(handles.classes, (id(shape), shape.variant(obj, opts)),
+                                shape.base(obj), lambda: shape.methods(handles, obj, opts))
+            target = shape.build(cls, obj, opts)
+            key = id(obj) if style == "proxy" else id(target)
+            comp = registry.register(target, self.kind, group, profile, index=self.index,
+                                     key=key)
+            setattr(target, "_self_component" if style == "proxy" else "_me_component", comp)
+            shape.wired(target, obj, comp, handles, opts)
+            return target
+        if style == "patch":
+            for attr, factory in shape.patches(type(obj), self.index, opts, profile).items():
+                patching.patch(type(obj), attr, factory, f"{self.kind.name}:{attr}")
+            comp = registry.register(obj, self.kind, group, profile, index=self.index)
+            shape.wired(obj, obj, comp, handles, opts)
+            return obj
+        comp = registry.register(obj, self.kind, group, profile, index=self.index)
+        if style == "listen":
+            shape.listen(obj, comp, handles, opts)
+        shape.wired(obj, obj, comp, handles, opts)
+        return obj
+
+    def on_new_instance(self, comp: Component, instance: Any, plan: ClassPlan) -> None:
+        """Hook for kinds: per-instance set-up of a decorated class's new instance."""
+
+    def _instrument_class(self, cls: type, name: str, registry: Registry, opts: Any) -> type:
+        with self._lock:
+            for klass in cls.__mro__:
+                plan = self._classes.get(klass)
+                if plan is not None:
+                    if plan.group.name == name and klass is cls:
+                        return cls
+                    raise ValueError(
+                        f"class {shown(cls.__qualname__)} is already instrumented as "
+                        f"{self.kind.name} {plan.group.name!r}"
+                        + (f" (through its base {klass.__qualname__})" if klass is not cls
+                           else ""))
+            if not cls.__weakrefoffset__:
+                raise TypeError(f"memexport cannot track instances of "
+                                f"{shown(cls.__qualname__)}: they do not support weak "
+                                f"references (add '__weakref__' to its __slots__)")
+            shape = self.class_shape_for(cls, opts)
+            shape.check(cls, opts)
+            group = registry.group(self.kind, name)
+            handles = self.events.bind(group)
+            tag = f"{self.kind.name}-class:{name}"
+            plan = ClassPlan(group, shape, opts, tag)
+            for attr, factory in self.class_patches(shape, cls, handles, plan).items():
+                patching.patch(cls, attr, factory, tag, any_method=True)
+            placeholder = Profile(self.kind, {}, resolve=self._resolver(plan))
+            kind, index, reg = self.kind, self.index, registry.register
+            errors = registry.errors
+
+            on_new_instance = self.on_new_instance
+
+            def on_new(instance: Any) -> None:
+                try:
+                    comp = reg(instance, kind, group, plan.profile or placeholder, index=index)
+                    on_new_instance(comp, instance, plan)
+                except Exception as exc:  # never fail the app's constructor
+                    errors.record(kind.name, f"{kind.name} {group.name!r} "
+                                  f"({type(instance).__qualname__} instance)", exc)
+
+            patching.register_new(cls, on_new, tag)
+            self._classes[cls] = plan
+            return cls
+
+    def class_patches(self, shape: Shape, cls: type, handles: Any, plan: ClassPlan
+                      ) -> dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]:
+        """The replacements for a decorated class (default: the shape's indexed patches)."""
+        return shape.patches(cls, self.index, plan.opts, None)
+
+    def _resolver(self, plan: ClassPlan) -> Callable[[Any], Profile]:
+        def resolve(obj: Any) -> Profile:
+            profile = plan.profile
+            if profile is None:
+                profile = plan.profile = plan.shape.class_profile(obj, plan.opts, self.kind,
+                                                                  self.index)
+            return profile
+        return resolve
+
+    # -- undoing ------------------------------------------------------------------------------
+
+    def uninstrument(self, target: Any) -> Any:
+        """Undo ``instrument``: the original object (or class), no longer counted. Its counts
+        so far stay in the name's totals."""
+        if isinstance(target, type):
+            return self._uninstrument_class(target)
+        comp = self.claimed(target)
+        if comp is None:
+            raise ValueError(f"this {shown(type(target).__qualname__)} is not instrumented "
+                             f"as a {self.kind.name}")
+        obj = comp()
+        registry_unregister(comp, self.index)
+        undo = getattr(comp.state, "undo", None)
+        if callable(undo):
+            undo()
+        if obj is not None and _is_proxy(obj):
+            return obj.__wrapped__
+        if obj is not None and hasattr(type(obj), "__memexport_tracked__"):
+            detached = type(obj).__mro__[1]  # the tracked base: a plain builtin subclass
+            object.__setattr__(obj, "__class__", detached)
+        return obj if obj is not None else target
+
+    def _uninstrument_class(self, cls: type) -> type:
+        with self._lock:
+            plan = self._classes.pop(cls, None)
+            if plan is None:
+                raise ValueError(f"class {shown(cls.__qualname__)} is not instrumented as a "
+                                 f"{self.kind.name}")
+            for attr in list(vars(cls)):
+                fn = vars(cls)[attr]
+                if getattr(getattr(fn, "__func__", fn), patching.MARK, None) == plan.tag:
+                    patching.unpatch(cls, attr)
+            for comp in list(plan.group.members.values()):
+                obj = comp()
+                if obj is not None and isinstance(obj, cls):
+                    registry_unregister(comp, self.index)
+            return cls
+
+
+def registry_unregister(comp: Component, index: Index) -> None:
+    """Retire ``comp`` from its group now and drop it from ``index``."""
+    registry = comp.group.owner()
+    if registry is not None:
+        registry.unregister(comp, index)
+    elif index.entries.get(comp.key) is comp:
+        index.entries.pop(comp.key, None)
+
+
+def _is_proxy(obj: Any) -> bool:
+    try:
+        return object.__getattribute__(obj, "_self_component") is not None
+    except AttributeError:
+        return False
+
+
+def _type_name(obj: Any) -> str:
+    """The class name of ``obj`` (the wrapped one's for a proxy), cut if very long."""
+    try:
+        name = obj.__class__.__qualname__
+    except Exception:  # a __getattr__ raising anything: the real type then
+        name = type(obj).__qualname__
+    return name if isinstance(name, str) and len(name) <= 80 else name[:80] + "..."
+
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"

@@ -1,0 +1,87 @@
+"""Hot methods generated from one template, so no bookkeeping body is written twice.
+
+A hot method must be flat (a helper call per event would cost more than the bookkeeping) and
+comes in variants: on a proxy it reaches the object through ``self.__wrapped__``, on a
+tracked builtin or a patched class through the original method called with ``self``; in
+asyncio it awaits. Writing each variant out copies the body; instead the body is written
+once with placeholders and compiled per variant (``compile_functions``), with the name's
+counters and the originals as the generated functions' globals.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["compile_functions", "forwarding"]
+
+
+def compile_functions(template: str, names: Mapping[str, Any], *,
+                      filename: str = "<memexport>", **subst: str) -> dict[str, Any]:
+    """Compile the ``def``s of ``template`` with ``{placeholders}`` filled from ``subst``.
+
+    ``names`` are the globals the functions see (counters, original methods, helpers).
+    Returns ``{function name: function}`` for the functions the template defines.
+    """
+    source = textwrap.dedent(template)
+    if subst:
+        source = source.format(**subst)
+    scope: dict[str, Any] = {"__name__": "memexport.generated", **names}
+    before = set(scope)
+    exec(compile(source, filename, "exec"), scope)
+    return {k: v for k, v in scope.items()
+            if k not in before and callable(v) and not k.startswith("__builtins")}
+
+
+_GENERIC = ("*args, **kwargs", "*args, **kwargs", {})
+
+
+def forwarding(fn: Any, skip_first: bool = True) -> tuple[str, str, dict[str, Any]]:
+    """``(parameters, call arguments, defaults)`` copying ``fn``'s signature, so a generated
+    wrapper passes its arguments on as they came (``*args, **kwargs`` forwarding alone costs
+    more than a pool's bookkeeping). Defaults are named ``_mx_d<i>`` in the returned dict.
+    Falls back to ``*args, **kwargs`` for signatures it cannot copy; ``skip_first`` drops
+    ``self``.
+    """
+    import inspect
+
+    P = inspect.Parameter
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return _GENERIC
+    if skip_first:
+        if not params or params[0].kind not in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD):
+            return _GENERIC
+        params = params[1:]
+    out: list[str] = []
+    call: list[str] = []
+    ns: dict[str, Any] = {}
+    last_pos_only = max((i for i, p in enumerate(params) if p.kind is P.POSITIONAL_ONLY),
+                        default=-1)
+    star = False
+    for i, p in enumerate(params):
+        if not p.name.isidentifier() or p.name.startswith("_mx_") or p.name == "self":
+            return _GENERIC
+        if p.kind is P.VAR_POSITIONAL:
+            out.append("*" + p.name)
+            call.append("*" + p.name)
+            star = True
+            continue
+        if p.kind is P.VAR_KEYWORD:
+            out.append("**" + p.name)
+            call.append("**" + p.name)
+            continue
+        if p.kind is P.KEYWORD_ONLY and not star:
+            out.append("*")
+            star = True
+        piece = p.name
+        if p.default is not P.empty:
+            ns[f"_mx_d{i}"] = p.default
+            piece += f"=_mx_d{i}"
+        out.append(piece)
+        call.append(f"{p.name}={p.name}" if p.kind is P.KEYWORD_ONLY else p.name)
+        if i == last_pos_only:
+            out.append("/")
+    return ", ".join(out), ", ".join(call), ns
