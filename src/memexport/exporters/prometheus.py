@@ -93,6 +93,15 @@ def register_collector(
         return collector
 
 
+def serves_registry(prom_registry: object) -> bool:
+    """Whether memexport's collector is registered in ``prom_registry``."""
+    with _registered_lock:
+        try:
+            return prom_registry in _registered
+        except TypeError:  # not weak-referenceable, so never registered here
+            return False
+
+
 class MetricsServer:
     """A running ``/metrics`` server; ``close()`` stops it."""
 
