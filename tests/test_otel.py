@@ -440,7 +440,9 @@ def test_memexport_imports_without_opentelemetry():
         "    print('hint:', exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])})
+                         timeout=60, cwd=ROOT,
+                         env={**os.environ,
+                              "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])})
     assert out.returncode == 0, out.stderr
     assert "pip install 'memexport[otel]'" in out.stdout
 
