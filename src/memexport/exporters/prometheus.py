@@ -32,6 +32,7 @@ from memexport.exporters.server import (
     MetricsHTTPServer,
     require_auth,
     tls_context,
+    validate_auth,
 )
 
 __all__ = [
@@ -207,21 +208,6 @@ def _positive(value: object, what: str, kind: type = float) -> Any:
     return value
 
 
-def _check_auth(basic_auth: object, bearer_token: object) -> None:
-    """Credentials are never echoed in an error text."""
-    if basic_auth is not None:
-        if (not isinstance(basic_auth, tuple | list) or len(basic_auth) != 2
-                or not all(isinstance(x, str) for x in basic_auth)):
-            raise ValueError("basic_auth must be a (username, password) pair of str")
-        user, password = basic_auth
-        if not user or ":" in user or not password:
-            raise ValueError("basic_auth needs a non-empty username without ':' and a "
-                             "non-empty password")
-    if bearer_token is not None and (not isinstance(bearer_token, str) or not bearer_token
-                                     or any(c.isspace() for c in bearer_token)):
-        raise ValueError("bearer_token must be a non-empty str without whitespace")
-
-
 def start_http_server(
     port: int | None = None,
     addr: str | None = None,
@@ -260,7 +246,7 @@ def start_http_server(
     family, host = _listen_address(raw_addr, addr_name, port_number)
     _positive(max_connections, "max_connections", int)
     _positive(timeout, "timeout")
-    _check_auth(basic_auth, bearer_token)
+    validate_auth(basic_auth, bearer_token)
     if keyfile is not None and certfile is None:
         raise ValueError("keyfile needs certfile: pass the certificate too")
     context = None
@@ -325,7 +311,7 @@ def make_wsgi_app(
     """A WSGI app serving memexport's metrics (with prometheus_client's) to mount anywhere;
     starts the process collector as ``start_http_server`` does, unless ``collector=False``.
     ``basic_auth``/``bearer_token`` as for ``start_http_server``."""
-    _check_auth(basic_auth, bearer_token)
+    validate_auth(basic_auth, bearer_token)
     register_collector(registry)
     if collector:
         _start_collector(collector_interval)
@@ -347,7 +333,7 @@ def make_asgi_app(
     process collector unless ``collector=False``. It is an app object, so Starlette/FastAPI
     serve it at ``/metrics`` itself with ``app.add_route("/metrics", make_asgi_app())`` --
     ``app.mount("/metrics", ...)`` answers ``/metrics`` with a 307 redirect to ``/metrics/``."""
-    _check_auth(basic_auth, bearer_token)
+    validate_auth(basic_auth, bearer_token)
     register_collector(registry)
     if collector:
         _start_collector(collector_interval)

@@ -33,7 +33,14 @@ from socketserver import ThreadingMixIn
 from typing import Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
-__all__ = ["ASGIMetricsApp", "MetricsHTTPServer", "auth_checker", "require_auth", "tls_context"]
+__all__ = [
+    "ASGIMetricsApp",
+    "MetricsHTTPServer",
+    "auth_checker",
+    "require_auth",
+    "tls_context",
+    "validate_auth",
+]
 
 log = logging.getLogger("memexport")
 
@@ -268,6 +275,21 @@ def tls_context(certfile: str, keyfile: str | None, protocol: int, cafile: str |
         ctx.maximum_version = max_version
     ctx.load_cert_chain(certfile=certfile, keyfile=keyfile)
     return ctx
+
+
+def validate_auth(basic_auth: object, bearer_token: object) -> None:
+    """ValueError for unusable credentials; they are never echoed in the error text."""
+    if basic_auth is not None:
+        if (not isinstance(basic_auth, tuple | list) or len(basic_auth) != 2
+                or not all(isinstance(x, str) for x in basic_auth)):
+            raise ValueError("basic_auth must be a (username, password) pair of str")
+        user, password = basic_auth
+        if not user or ":" in user or not password:
+            raise ValueError("basic_auth needs a non-empty username without ':' and a "
+                             "non-empty password")
+    if bearer_token is not None and (not isinstance(bearer_token, str) or not bearer_token
+                                     or any(c.isspace() for c in bearer_token)):
+        raise ValueError("bearer_token must be a non-empty str without whitespace")
 
 
 def _digest(value: str) -> bytes:
