@@ -25,6 +25,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from memexport.core.counters import HistogramValue
+from memexport.core.forks import after_fork_in_child
 from memexport.core.model import Family
 from memexport.core.registry import REGISTRY, Registry
 from memexport.exporters.server import (
@@ -97,6 +98,13 @@ class MemexportCollector:
 
 _registered: weakref.WeakKeyDictionary[Any, MemexportCollector] = weakref.WeakKeyDictionary()
 _registered_lock = threading.Lock()
+
+
+@after_fork_in_child
+def _reset_lock() -> None:
+    """A fork while another thread registered must not leave the child's lock held."""
+    global _registered_lock
+    _registered_lock = threading.Lock()
 
 
 def register_collector(

@@ -33,6 +33,8 @@ from socketserver import ThreadingMixIn
 from typing import Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
+from memexport.core.forks import after_fork_in_child
+
 __all__ = [
     "ASGIMetricsApp",
     "MetricsHTTPServer",
@@ -48,6 +50,12 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _logged: set[str] = set()
 _logged_lock = threading.Lock()
+
+
+@after_fork_in_child
+def _reset_lock() -> None:
+    global _logged_lock
+    _logged_lock = threading.Lock()
 
 
 def _log_once(key: str, message: str, *args: object) -> None:
