@@ -270,8 +270,9 @@ def start_http_server(
                                    max_connections=max_connections, timeout=float(timeout))
     except OSError as exc:
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        hint = "pass another port=" if port is not None else "set another MEMEXPORT_PORT"
         raise OSError(exc.errno, f"memexport cannot serve /metrics on {host}:{port_number}: "
-                      f"{reason} (pass another port= or set MEMEXPORT_PORT)") from exc
+                      f"{reason} ({hint})") from exc
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
                               name="memexport-http", daemon=True)
     thread.start()
