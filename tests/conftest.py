@@ -25,6 +25,8 @@ DEBIAN_PACKAGE = {
     "alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
     "redis-server": "redis-server",
+    "victoria-metrics": "victoria-metrics",
+    "vmalert": "victoria-metrics",
 }
 
 

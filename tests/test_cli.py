@@ -75,3 +75,23 @@ def test_bench_quick_json_prints_every_case_with_its_ratio() -> None:
             assert c["baseline"] in names
             assert c["ratio"] == pytest.approx(c["ns_per_op"] / c["baseline_ns_per_op"],
                                                rel=1e-3)
+
+
+def test_version_and_python_dash_m() -> None:
+    import memexport
+
+    res = run_cli("--version")
+    assert res.returncode == 0 and res.stdout == f"memexport {memexport.__version__}\n"
+    res = subprocess.run([sys.executable, "-m", "memexport", "--help"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert res.returncode == 0 and "demo" in res.stdout and "bench" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "memexport", "--version"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert res.stdout == f"memexport {memexport.__version__}\n"
+
+
+def test_bench_only_matching_nothing_is_an_error() -> None:
+    res = run_cli("bench", "--only", "nonexistent", timeout=120)
+    assert res.returncode == 2
+    assert "--only 'nonexistent' matches no case name" in res.stderr
+    assert res.stdout == ""

@@ -50,6 +50,8 @@ CATALOGUE_ROW = re.compile(
 WITHOUT_PANEL = {
     "python_info": "a constant 1 whose labels carry the Python version: inventory, not a trend",
     "process_cpu_seconds_total": "CPU time, not memory: it belongs on the app's own dashboards",
+    "memexport_opentelemetry_export_failures_total": "OpenTelemetry push health, present only "
+                                                     "with use_opentelemetry(): not a panel yet",
 }
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
             "unless", "bool", "offset", "inf", "nan"}

@@ -1,12 +1,11 @@
-"""Serving /metrics: the HTTP server (plain and TLS), env overrides, clear errors, WSGI, ASGI."""
+"""Serving /metrics: the HTTP server (plain and TLS), argument > env > default, clear errors,
+prometheus_client's arguments, WSGI, ASGI. Hostile clients: tests/adversarial/test_server.py."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import ssl
-import subprocess
 import urllib.request
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
@@ -44,16 +43,85 @@ def test_port_in_use_raises_a_clear_error_and_starts_nothing(prom: CollectorRegi
             memexport.start_http_server(port, registry=prom, collector=False)
 
 
-def test_env_overrides_port_and_addr(monkeypatch: pytest.MonkeyPatch,
-                                     prom: CollectorRegistry) -> None:
+def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                 prom: CollectorRegistry) -> None:
+    """explicit argument > MEMEXPORT_PORT/MEMEXPORT_ADDR > default, as in OpenTelemetry."""
     port = free_port()
-    monkeypatch.setenv("MEMEXPORT_PORT", str(port))
-    monkeypatch.setenv("MEMEXPORT_ADDR", "127.0.0.1")
-    server = memexport.start_http_server(1, "192.0.2.1", registry=prom, collector=False)
+    monkeypatch.setenv("MEMEXPORT_PORT", "1")
+    monkeypatch.setenv("MEMEXPORT_ADDR", "192.0.2.1")
+    server = memexport.start_http_server(port, "127.0.0.1", registry=prom, collector=False)
     try:
         assert (server.addr, server.port) == ("127.0.0.1", port)
     finally:
         server.close()
+
+
+def test_environment_applies_when_no_argument_is_given(monkeypatch: pytest.MonkeyPatch,
+                                                       prom: CollectorRegistry) -> None:
+    port = free_port()
+    monkeypatch.setenv("MEMEXPORT_PORT", str(port))
+    monkeypatch.setenv("MEMEXPORT_ADDR", " 127.0.0.1 ")
+    server = memexport.start_http_server(registry=prom, collector=False)
+    try:
+        assert (server.addr, server.port) == ("127.0.0.1", port)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("bad", [" ", "", "\t"])
+def test_blank_addr_in_env_is_a_value_error(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("MEMEXPORT_ADDR", bad)
+    monkeypatch.setenv("MEMEXPORT_PORT", str(free_port()))
+    if bad == "":  # empty is unset: the default address
+        memexport.start_http_server(registry=CollectorRegistry(), collector=False).close()
+        return
+    with pytest.raises(ValueError, match="MEMEXPORT_ADDR must be a host name or IP address"):
+        memexport.start_http_server(registry=CollectorRegistry(), collector=False)
+
+
+@pytest.mark.parametrize("bad", [" ", "no such host.invalid", 42, "x" * 500])
+def test_bad_addr_argument_is_a_value_error_naming_it(bad: object) -> None:
+    with pytest.raises(ValueError, match="addr") as info:
+        memexport.start_http_server(free_port(), bad, CollectorRegistry(), collector=False)  # type: ignore[arg-type]
+    assert len(str(info.value)) < 200  # a long value is truncated
+
+
+def test_prometheus_client_arguments_are_accepted(tmp_path: Path,
+                                                  prom: CollectorRegistry) -> None:
+    """The positional order of prometheus_client.start_http_server, and its (server, thread)."""
+    from tests.tls_support import make_cert
+
+    cert, key = make_cert(tmp_path)
+    server = memexport.start_http_server(free_port(), "127.0.0.1", prom, str(cert), str(key),
+                                         None, None, ssl.PROTOCOL_TLS_SERVER, False,
+                                         collector=False)
+    httpd, thread = server
+    try:
+        assert thread.is_alive() and httpd.server_address[1] == server.port
+        ctx = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(server.url, timeout=10, context=ctx) as resp:
+            assert resp.status == 200
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_keyfile_without_certfile_is_a_value_error(prom: CollectorRegistry) -> None:
+    with pytest.raises(ValueError, match="keyfile needs certfile"):
+        memexport.start_http_server(free_port(), registry=prom, keyfile="k.pem", collector=False)
+
+
+def test_start_logs_one_info_line_with_address_and_port(caplog: pytest.LogCaptureFixture,
+                                                        prom: CollectorRegistry) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="memexport")
+    port = free_port()
+    server = memexport.start_http_server(port, registry=prom, collector=False)
+    server.close()
+    lines = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert len(lines) == 1
+    assert f"http://127.0.0.1:{port}/metrics" in lines[0].getMessage()
 
 
 @pytest.mark.parametrize("bad", ["abc", "70000", "-1"])
@@ -70,13 +138,9 @@ def test_bad_port_argument_is_a_value_error(bad: object) -> None:
 
 
 def test_tls_options_pass_through(tmp_path: Path, prom: CollectorRegistry) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    from tests.tls_support import make_cert
+
+    cert, key = make_cert(tmp_path)
     server = memexport.start_http_server(free_port(), registry=prom, collector=False,
                                          certfile=str(cert), keyfile=str(key))
     try:

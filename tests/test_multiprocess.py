@@ -237,8 +237,9 @@ class Gunicorn:
                 "--graceful-timeout", "5", *_gunicorn_flags()]
         if worker_class:
             args += ["-k", worker_class]
-        environ = {**os.environ, "PYTHONPATH": str(ROOT), "MEMEXPORT_COLLECTOR_INTERVAL": "0.5",
-                   **env}
+        environ = {**os.environ,
+                   "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+                   "MEMEXPORT_COLLECTOR_INTERVAL": "0.5", **env}
         self.proc = subprocess.Popen([*args, app], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=environ, cwd=tmp)
         self.workers = workers

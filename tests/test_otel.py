@@ -27,6 +27,7 @@ from memexport.core.registry import Registry
 from memexport.exporters import otel
 from memexport.exporters.prometheus import register_collector
 from tests.test_otel_support import wait_for
+from tools import otel_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -439,7 +440,9 @@ def test_memexport_imports_without_opentelemetry():
         "    print('hint:', exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         timeout=60, cwd=ROOT,
+                         env={**os.environ,
+                              "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])})
     assert out.returncode == 0, out.stderr
     assert "pip install 'memexport[otel]'" in out.stdout
 
@@ -460,22 +463,22 @@ def _section(text: str, title: str) -> str:
 
 
 def test_docs_mapping_table_is_current():
-    """docs/metrics.md's table is what ``python -m memexport.exporters.otel`` prints for the
+    """docs/metrics.md's table is what ``python tools/otel_table.py`` prints for the
     catalogue (regenerate it with that command when a kind adds metrics)."""
     text = (ROOT / "docs/metrics.md").read_text()
     section = _section(text, "## OpenTelemetry mapping")
-    expected = otel.mapping_table(text)
+    expected = otel_table.mapping_table(text)
     assert expected in section, (
         "docs/metrics.md's OpenTelemetry mapping is stale: replace its table with the output "
-        "of `python -m memexport.exporters.otel`")
+        "of `python tools/otel_table.py`")
 
 
 def test_catalogue_maps_to_distinct_otel_names():
     text = (ROOT / "docs/metrics.md").read_text()
-    rows = [line for line in otel.mapping_table(text).splitlines()[2:]]
+    rows = [line for line in otel_table.mapping_table(text).splitlines()[2:]]
     names = [r.split("|")[2].strip().strip("`") for r in rows]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
-    catalogue = {name for name, *_ in otel._catalogue_rows(_section(text, "# Metric catalogue")
+    catalogue = {name for name, *_ in otel_table.catalogue_rows(_section(text, "# Metric catalogue")
                                                               .split("## OpenTelemetry")[0])}
     mapped = {r.split("|")[1].strip().strip("`") for r in rows}
     missing = {n for n in catalogue

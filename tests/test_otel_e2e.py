@@ -180,7 +180,7 @@ def _instrumented_app(tmp_path: Path, receiver: OtlpHttpReceiver, **env: str
     """))
     environ = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         "OTEL_SERVICE_NAME": "env-only-app",
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_TRACES_EXPORTER": "none",

@@ -47,7 +47,8 @@ class Prometheus:
 
     def __init__(self, tmp: Path, scrape_configs: list[dict[str, Any]] | None = None,
                  *, remote_write_receiver: bool = False, scrape_interval: str = "1s",
-                 rule_files: list[str] | None = None) -> None:
+                 rule_files: list[str] | None = None,
+                 remote_write: list[dict[str, Any]] | None = None) -> None:
         binary = require_binary("prometheus")
         self.port = free_port()
         config: dict[str, Any] = {
@@ -57,6 +58,8 @@ class Prometheus:
         }
         if rule_files:
             config["rule_files"] = rule_files
+        if remote_write:
+            config["remote_write"] = remote_write
         tmp.mkdir(parents=True, exist_ok=True)
         cfg = tmp / "prometheus.yml"
         cfg.write_text(json.dumps(config))  # JSON is YAML

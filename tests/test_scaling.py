@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from memexport.exporters import otel
 from tests.conftest import ROOT, free_port, scrape, start_demo, stop_process
 from tests.test_otel_support import Prometheus, wait_for
+from tools.otel_table import known_kinds
 
 pytestmark = pytest.mark.e2e
 
@@ -151,7 +151,7 @@ def test_alert_rules_evaluate_cleanly_with_many_instances(fleet):
 def series_breakdown(text: str) -> Counter[str]:
     """Series of one exposition grouped as docs/scaling.md does: the standard series, the
     process collector and memexport's health, then one group per component kind."""
-    kinds = otel._known_kinds()
+    kinds = known_kinds()
     kind_of = {}
     for kind in kinds:
         for m in kind.metrics:

@@ -1,11 +1,11 @@
-"""The ``memexport`` command: ``memexport demo`` and ``memexport bench``."""
+"""The ``memexport`` command (also ``python -m memexport``): ``demo`` and ``bench``."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-USAGE = """usage: memexport {demo,bench} [options]
+USAGE = """usage: memexport [--version] {demo,bench} [options]
 
   demo    run a simulated multi-agent app serving /metrics (memexport demo --help)
   bench   time memexport's hot paths against their baselines (memexport bench --help)
@@ -16,6 +16,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
+        return 0
+    if args[0] in ("-V", "--version"):
+        from memexport import __version__
+
+        sys.stdout.write(f"memexport {__version__}\n")
         return 0
     command, rest = args[0], args[1:]
     if command == "demo":

@@ -137,6 +137,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser.add_argument("--only", metavar="TEXT", help="only cases whose name contains TEXT")
     args = parser.parse_args(argv)
     results = run(quick=args.quick, only=args.only)
+    if args.only is not None and not results:
+        parser.error(f"--only {args.only[:80]!r} matches no case name "
+                     f"(run memexport bench to see them)")
     if args.json:
         json.dump({"cases": [r.as_json() for r in results]}, out)
         out.write("\n")

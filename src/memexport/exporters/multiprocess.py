@@ -50,6 +50,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from memexport.core.counters import HistogramValue
+from memexport.core.forks import after_fork_in_child
 from memexport.core.model import Family
 from memexport.core.registry import REGISTRY, Registry
 
@@ -118,7 +119,7 @@ def _value_class() -> Any:
         return vc
     with _own_lock:
         if _own_class is None:
-            _own_class = prom_values.MultiProcessValue()
+            _own_class = prom_values.MultiProcessValue()  # type: ignore[no-untyped-call]
         return _own_class
 
 
@@ -199,7 +200,7 @@ class MultiprocessWriter:
                 prev = 0
                 bounds = [*value.bounds, math.inf]  # cumulative ends with the +Inf bucket
                 for bound, cum in zip(bounds, value.cumulative, strict=True):
-                    le = floatToGoString(bound)
+                    le = floatToGoString(bound)  # type: ignore[no-untyped-call]
                     self._set(seen, "histogram", "", fam.name, fam.name + "_bucket",
                               {**labels, "le": le}, fam.help, float(cum - prev))
                     prev = cum
@@ -224,7 +225,8 @@ class MultiprocessWriter:
                 if metric.type not in ("counter", "gauge"):
                     continue
                 name = metric.name + "_total" if metric.type == "counter" else metric.name
-                fam = Family(name, metric.type, metric.documentation)
+                fam = Family(name, "counter" if metric.type == "counter" else "gauge",
+                             metric.documentation)
                 for s in metric.samples:
                     if s.name == name:
                         fam.add(dict(s.labels), s.value)
@@ -269,16 +271,13 @@ _writers: dict[int, MultiprocessWriter] = {}
 _writers_lock = threading.Lock()
 
 
+@after_fork_in_child
 def _after_fork_in_child() -> None:
     global _writers_lock, _own_lock
     _writers_lock = threading.Lock()
     _own_lock = threading.Lock()
     for writer in _writers.values():
         writer._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _current_writer() -> MultiprocessWriter | None:
@@ -316,7 +315,7 @@ def cleanup_dead_workers(path: str | None = None) -> list[int]:
     pids = {int(m.group(1)) for f in os.listdir(path) if (m := _LIVE_FILE.match(f))}
     for pid in sorted(pids):
         if pid != os.getpid() and not psutil.pid_exists(pid):
-            mark_process_dead(pid, path)
+            mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
             dead.append(pid)
     return dead
 
@@ -336,7 +335,7 @@ def _refresh() -> None:
 
 def _merged_registry(path: str | None) -> CollectorRegistry:
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path or multiproc_dir())
+    MultiProcessCollector(registry, path or multiproc_dir())  # type: ignore[no-untyped-call]
     return registry
 
 
@@ -388,14 +387,14 @@ def post_fork(server: Any, worker: Any) -> None:
     try:
         start_worker()
     except Exception as exc:  # a worker must start even if its metrics cannot
-        log.warning("memexport: multiprocess metrics not started in worker %s (%s: %s)",
-                    os.getpid(), type(exc).__name__, exc)
+        log.warning("memexport: multiprocess metrics not started in worker %s (%s)",
+                    os.getpid(), type(exc).__name__)
 
 
 def child_exit(server: Any, worker: Any) -> None:
     """gunicorn ``child_exit``: drop the dead worker's live gauges (its counts stay)."""
     try:
-        mark_process_dead(worker.pid)
+        mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
     except Exception as exc:
-        log.warning("memexport: mark_process_dead(%s) failed (%s: %s)", worker.pid,
-                    type(exc).__name__, exc)
+        log.warning("memexport: mark_process_dead(%s) failed (%s)", worker.pid,
+                    type(exc).__name__)
