@@ -90,7 +90,7 @@ class HistogramValue(NamedTuple):
     bounds: tuple[float, ...]
     cumulative: tuple[int, ...]
     sum: float
-    count: int
+    count: int  # type: ignore[assignment]  # the field, not tuple.count
 
     def merged(self, other: HistogramValue) -> HistogramValue:
         return HistogramValue(

@@ -389,7 +389,12 @@ class Registry:
         self.errors = ErrorLog()
         self.errors.declare("registry")
         me = weakref.ref(self)
-        forks.after_fork_in_child(lambda: (r := me()) and r._after_fork())
+        def after_fork() -> None:
+            registry = me()
+            if registry is not None:
+                registry._after_fork()
+
+        forks.after_fork_in_child(after_fork)
         self._durations: dict[str, float] = {}
         self.sizer = sizing.SizerJob(self)
         self.add_tick_job("sizer", self.sizer)

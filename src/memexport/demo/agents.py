@@ -48,10 +48,11 @@ class Conversations:
         self.leak = leak
         self.sessions: list[tuple[SupportManager, int]] = []
         # A chat window whose maxlen drops messages that were never summarised.
-        self.window = memexport.conversation(deque(maxlen=20), name="chat_window")
+        self.window: deque[Any] = memexport.conversation(deque(maxlen=20), name="chat_window")
         self.lc: Any = None
         self.lc_cls: Any = None
         self.graph: Any = None
+        self.saver: Any
         try:  # the saver now (its gauges read 0 until the graph runs), the graph later
             from langgraph.checkpoint.memory import InMemorySaver
 

@@ -91,7 +91,7 @@ class CacheTraffic:
         memexport.budget(RESPONSES_BUDGET, kind="cache", name="llm_responses")
         self.embed = memexport.cache(_embed, name="embeddings")
         self.tools = memexport.cache(ToolResultCache(max_items=200), name="tool_results")
-        self.profiles = memexport.cache({}, name="user_profiles")
+        self.profiles: dict[str, Any] = memexport.cache({}, name="user_profiles")
         self.leaky: dict[str, Any] | None = (
             memexport.cache({}, name="request_memo") if leak else None)
 

@@ -35,7 +35,7 @@ from memexport.instrument import adapters, patching
 from memexport.instrument.derive import derived_class
 from memexport.instrument.events import Events
 
-__all__ = ["NOT_GIVEN", "ClassPlan", "KindSpec", "Shape", "Style", "on_target"]
+__all__ = ["NOT_GIVEN", "ClassPlan", "KindSpec", "Shape", "Style", "on_target", "replacing"]
 
 Style = Literal["read", "proxy", "tracked", "patch", "listen"]
 
@@ -92,7 +92,8 @@ class Shape:
 
     def variant(self, obj: Any, opts: Any) -> Hashable:
         """What distinguishes objects needing another profile or class (default: the type)."""
-        return type(obj)
+        cls: Any = type(obj)
+        return cls  # type: ignore[no-any-return]
 
     def profile(self, obj: Any, opts: Any, kind: Kind) -> Profile:
         """The scrape-time readers of objects of this variant (built once per variant)."""
@@ -135,6 +136,13 @@ class Shape:
         raise NotImplementedError
 
 
+def replacing(fn: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A patch factory that ignores the original: ``fn`` already calls it."""
+    def factory(_original: Callable[..., Any]) -> Callable[..., Any]:
+        return fn
+    return factory
+
+
 class ClassPlan:
     """A class decorated with a kind: its name's group, shape, options and profile."""
 
@@ -163,7 +171,7 @@ class KindSpec:
         #: Every instrumented object of this kind: ``id(object) -> component`` (the object
         #: the user passed: the proxy's target, the tracked builtin itself).
         self.index = Index()
-        self._profiles: dict[tuple[int, Hashable, Hashable], Profile] = {}
+        self._profiles: dict[tuple[int, Hashable, Hashable, bool], Profile] = {}
         self._classes: weakref.WeakKeyDictionary[type, ClassPlan] = weakref.WeakKeyDictionary()
         self._lock = threading.RLock()
 

@@ -218,7 +218,7 @@ def mapping_methods(access: Mapping[str, str], handles: Any, *, has_missing: boo
     return {k: v for k, v in funcs.items() if k.startswith("__") or not k.startswith("_")}
 
 
-def originals_of(cls: type) -> dict[str, Any]:
+def originals_of(cls: Any) -> dict[str, Any]:
     """The mapping methods of ``cls`` under the names the templates call them by."""
     return {"_getitem": cls.__getitem__, "_get": cls.get, "_setitem": cls.__setitem__,
             "_delitem": cls.__delitem__, "_pop": cls.pop, "_popitem": cls.popitem,

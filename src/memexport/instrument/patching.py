@@ -56,7 +56,7 @@ def patch(cls: type, attr: str, factory: Callable[[Callable[..., Any]], Callable
         # original, so an object of this class is counted once, by this replacement.
         original = current
         while getattr(original, MARK, None) and getattr(original, "__wrapped__", None):
-            original = original.__wrapped__
+            original = original.__wrapped__  # type: ignore[union-attr]
         try:
             wrapper = factory(original)
             functools.update_wrapper(wrapper, original)
@@ -111,7 +111,7 @@ def register_new(cls: type, on_new: Callable[[Any], None], tag: str) -> bool:
         wrapper.__wrapped__ = orig  # type: ignore[attr-defined]
         setattr(wrapper, MARK, tag)
         try:
-            cls.__new__ = staticmethod(wrapper)  # type: ignore[assignment]
+            cls.__new__ = staticmethod(wrapper)  # type: ignore[method-assign]
         except (TypeError, AttributeError):
             return False
         _records[(id(cls), "__new__")] = (weakref.ref(cls), own, cls.__dict__["__new__"])

@@ -49,7 +49,7 @@ CONTEXT = {"__enter__": _enter, "__exit__": _exit, "__aenter__": _aenter, "__aex
 def _make_base(slots: tuple[str, ...]) -> type:
     import wrapt
 
-    class Proxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    class Proxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         """A ``wrapt.ObjectProxy`` that reprs, copies, pickles and lists as the wrapped object."""
 
         __slots__ = ("_self_component", *slots)

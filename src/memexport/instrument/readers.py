@@ -18,7 +18,8 @@ from typing import Any
 from memexport.core.checks import shown
 from memexport.core.registry import Reader
 
-__all__ = ["first_number", "instance_attr", "is_number", "path_reader", "reader_from"]
+__all__ = ["either", "first_number", "instance_attr", "is_number", "lazy_number", "len_of",
+           "path_reader", "reader_from"]
 
 _MISSING: Any = object()
 
@@ -97,8 +98,17 @@ def first_number(obj: Any, names: Iterable[str], scale: float = 1.0, *,
             getter = attrgetter(attr)
             if scale == 1.0:
                 return getter
-            return lambda o, g=getter, s=scale: g(o) * s
+            def scaled(o: Any, g: Any = getter, s: float = scale) -> float:
+                return float(g(o)) * s
+            return scaled
     return None
+
+
+def len_of(get: Callable[[Any], Any]) -> Callable[[Any], int]:
+    """A reader of the length of what ``get`` returns."""
+    def length(o: Any) -> int:
+        return len(get(o))
+    return length
 
 
 def lazy_number(names: tuple[str, ...], scale: float = 1.0) -> Reader:

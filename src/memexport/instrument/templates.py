@@ -34,7 +34,7 @@ def compile_functions(template: str, names: Mapping[str, Any], *,
             if k not in before and callable(v) and not k.startswith("__builtins")}
 
 
-_GENERIC = ("*args, **kwargs", "*args, **kwargs", {})
+_GENERIC: tuple[str, str, dict[str, Any]] = ("*args, **kwargs", "*args, **kwargs", {})
 
 
 def forwarding(fn: Any, skip_first: bool = True) -> tuple[str, str, dict[str, Any]]:

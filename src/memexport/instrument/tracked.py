@@ -61,7 +61,7 @@ def tracked_base(builtin: type, slots: tuple[str, ...] = ()) -> type:
         with _lock:
             base = _bases.get(key)
             if base is None:
-                def __init__(self: Any, *args: Any, __b: type = builtin, **kwargs: Any) -> None:
+                def __init__(self: Any, *args: Any, __b: Any = builtin, **kwargs: Any) -> None:
                     __b.__init__(self, *args, **kwargs)
                     self._me_component = None  # copies made through the type count nothing
 

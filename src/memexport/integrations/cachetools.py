@@ -381,7 +381,7 @@ class CachetoolsShape(Shape):
                 readers[MAX_BYTES] = _cap_bytes
         return Profile(kind, readers, size=size)
 
-    def class_methods(self, cls: type, handles: Any, opts: CacheOptions) -> dict[str, Any]:
+    def class_methods(self, cls: Any, handles: Any, opts: CacheOptions) -> dict[str, Any]:
         ct = _ct()
         names: dict[str, Any] = {
             "_hit": handles.hit, "_miss": handles.miss, "_put": handles.put,

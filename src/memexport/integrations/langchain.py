@@ -42,7 +42,7 @@ class LangChainHistoryShape(HistoryShape):
         return not opts.explicit and issubclass(cls, BaseChatMessageHistory)
 
     def info(self, obj_or_cls: Any, opts: ConversationOptions) -> ConversationInfo:
-        cls = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
+        cls: Any = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
         if cls.add_message is not BaseChatMessageHistory.add_message:
             adds = [("add_message", False)]
         elif cls.add_messages is not BaseChatMessageHistory.add_messages:

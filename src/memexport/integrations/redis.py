@@ -60,11 +60,10 @@ def is_exhausted(exc: BaseException) -> bool:
         from redis.exceptions import ConnectionError as RedisConnectionError
     except ImportError:
         return False
-    try:
-        from redis.exceptions import MaxConnectionsError
-    except ImportError:  # redis-py < 5.3 raised a plain ConnectionError
-        MaxConnectionsError = ()  # type: ignore[assignment,misc]
-    if MaxConnectionsError and isinstance(exc, MaxConnectionsError):
+    import redis.exceptions
+
+    max_connections: Any = getattr(redis.exceptions, "MaxConnectionsError", None)
+    if max_connections is not None and isinstance(exc, max_connections):  # redis-py >= 5.3
         return True
     return isinstance(exc, RedisConnectionError) and str(exc) in EXHAUSTED_MESSAGES
 def _blocking(p: Any) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, exc
@@ -71,7 +72,7 @@ def _max(target: Any) -> float | None:
     overflow = getattr(p, "_max_overflow", None)
     if not callable(size) or not isinstance(overflow, int) or overflow < 0:
         return None  # not a QueuePool, or unlimited overflow
-    return size() + overflow
+    return float(size()) + overflow
 
 
 def _target(obj: Any) -> Any:
@@ -175,14 +176,14 @@ class SqlAlchemyShape(Shape):
             if start is not None:
                 use_add(clock() - start)
 
-        listeners = [("connect", on_connect), ("close", on_close),
-                     ("close_detached", on_close_detached), ("checkout", on_checkout),
-                     ("checkin", on_checkin),
-                     ("detach", on_checkin)]  # a detached connection never checks in
+        listeners: list[tuple[str, Callable[..., Any]]] = [
+            ("connect", on_connect), ("close", on_close), ("close_detached", on_close_detached),
+            ("checkout", on_checkout), ("checkin", on_checkin),
+            ("detach", on_checkin)]  # a detached connection never checks in
         for name, fn in listeners:
             event.listen(target, name, fn)
         _wrap_connect(_pool_of(target), handles, failed)
-        disposed: list[Any] = []
+        disposed: list[Callable[..., Any]] = []
         if engine is not None:
             def on_disposed(e: Engine) -> None:
                 _wrap_connect(e.pool, handles, failed)

@@ -35,7 +35,7 @@ from memexport.core.model import Kind
 from memexport.core.registry import Component, Index, Profile, SizeSpec, profile_now
 from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape
-from memexport.instrument.readers import instance_attr, reader_from
+from memexport.instrument.readers import instance_attr, len_of, reader_from
 from memexport.kinds.agent.table import (
     ITEMS,
     LAST_CLEANUP,
@@ -282,11 +282,11 @@ class GenericShape(StoreShape):
                 limit = _limit_mb
             elif isinstance(d("memory_limit_bytes"), int | float):
                 limit = _limit_bytes
-        weak: Callable[[Any], int | None] | None = None
+        weak: Callable[[Any], Any] | None = None
         if opts.weak_refs is not None:
             getter = reader_from(opts.weak_refs, "weak_refs", constants=False)
             assert getter is not None
-            weak = (lambda o, g=getter: len(g(o))) if isinstance(opts.weak_refs, str) else getter
+            weak = len_of(getter) if isinstance(opts.weak_refs, str) else getter
         elif not explicit and not is_cls:
             attr = next((a for a in WEAK_ATTRS if isinstance(d(a), _WEAK)), None)
             if attr is not None:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from memexport.core.registry import REGISTRY, Registry
-from memexport.instrument.kind import NOT_GIVEN, ClassPlan, KindSpec, Shape
+from memexport.instrument.kind import NOT_GIVEN, ClassPlan, KindSpec, Shape, replacing
 from memexport.kinds.cache.getput import GetPutShape
 from memexport.kinds.cache.shapes import DictShape, LruShape, MappingShape
 from memexport.kinds.cache.table import (
@@ -61,7 +61,7 @@ class CacheSpec(KindSpec):
     def class_patches(self, shape: Shape, cls: type, handles: Any, plan: ClassPlan
                       ) -> dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]:
         methods = shape.class_methods(cls, handles, plan.opts)  # type: ignore[attr-defined]
-        return {attr: (lambda _orig, fn=fn: fn) for attr, fn in methods.items()}
+        return {attr: replacing(fn) for attr, fn in methods.items()}
 
 
 SPEC = CacheSpec(

@@ -20,7 +20,7 @@ from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape
 from memexport.instrument.mapping import MISSING
 from memexport.instrument.proxy import proxy_base
-from memexport.instrument.readers import instance_attr
+from memexport.instrument.readers import instance_attr, len_of
 from memexport.instrument.templates import compile_functions
 from memexport.kinds.cache.shapes import capacity_attrs, capacity_readers, items_of
 from memexport.kinds.cache.table import BYTES, ITEMS, CacheOptions
@@ -190,7 +190,8 @@ class GetPutShape(Shape):
         return callable(getattr(obj, "get", None)) and any(
             callable(getattr(obj, a, None)) for a in ("put", "set"))
 
-    matches_class = matches
+    def matches_class(self, cls: type, opts: CacheOptions) -> bool:
+        return self.matches(cls, opts)
 
     def check(self, obj: Any, opts: CacheOptions) -> None:
         what = obj.__qualname__ if isinstance(obj, type) else type(obj).__qualname__
@@ -216,7 +217,7 @@ class GetPutShape(Shape):
         store = store_of(obj)
         if store is None:
             raise TypeError("no entries store found")
-        return lambda o, g=attrgetter(store): len(g(o))
+        return len_of(attrgetter(store))
 
     def base(self, obj: Any) -> type:
         return proxy_base("cache", ("_self_sizes", "_self_total"))

@@ -116,7 +116,7 @@ def _lru_overhead(f: Any) -> int:
 def _lru_evictions(f: Any) -> int:
     info = f.cache_info()
     # Each miss stores one entry; only evictions make currsize lag behind (see module doc).
-    return max(0, info.misses - info.currsize)
+    return max(0, int(info.misses - info.currsize))
 
 
 class LruShape(Shape):
@@ -242,7 +242,7 @@ def _init_sizes(target: Any, prefix: str, opts: CacheOptions, items: Iterable[An
 # -- other mappings: proxies ----------------------------------------------------------------
 
 
-def _own_setitem(cls: type) -> bool:
+def _own_setitem(cls: Any) -> bool:
     return cls.__setitem__ not in (dict.__setitem__, OrderedDict.__setitem__)
 
 
@@ -289,7 +289,7 @@ class MappingShape(Shape):
     def matches_class(self, cls: type, opts: CacheOptions) -> bool:
         return not opts.methods_given and issubclass(cls, MutableMapping)
 
-    def class_methods(self, cls: type, handles: Any, opts: CacheOptions) -> dict[str, Any]:
+    def class_methods(self, cls: Any, handles: Any, opts: CacheOptions) -> dict[str, Any]:
         """Count on the class's own methods (a dict subclass: dict's too), every instance."""
         base = dict if issubclass(cls, dict) else cls
         originals = {**originals_of(base), "_getitem": cls.__getitem__,

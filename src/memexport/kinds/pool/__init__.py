@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from memexport.core.registry import REGISTRY, Component, Registry
-from memexport.instrument.kind import NOT_GIVEN, ClassPlan, KindSpec, Shape
+from memexport.instrument.kind import NOT_GIVEN, ClassPlan, KindSpec, Shape, replacing
 from memexport.instrument.proxy import proxy_base
 from memexport.kinds.pool.shapes import ContextShape, ExecutorShape, QueueShape
 from memexport.kinds.pool.table import EVENTS, EXHAUSTED, KIND, PoolOptions, PoolState, options
@@ -56,7 +56,7 @@ class PoolSpec(KindSpec):
     def class_patches(self, shape: Shape, cls: type, handles: Any, plan: ClassPlan
                       ) -> dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]:
         methods = shape.class_methods(cls, handles, plan.opts, self.index)  # type: ignore[attr-defined]
-        return {attr: (lambda _orig, fn=fn: fn) for attr, fn in methods.items()}
+        return {attr: replacing(fn) for attr, fn in methods.items()}
 
     def on_new_instance(self, comp: Component, instance: Any, plan: ClassPlan) -> None:
         comp.state = PoolState()

@@ -34,7 +34,7 @@ from memexport.core.model import Kind
 from memexport.core.registry import Index, Profile
 from memexport.instrument.kind import Shape, on_target
 from memexport.instrument.proxy import proxy_base
-from memexport.instrument.readers import is_number
+from memexport.instrument.readers import is_number, len_of
 from memexport.instrument.templates import compile_functions, forwarding
 from memexport.instrument.timing import (
     acquire_classes,
@@ -77,13 +77,12 @@ def _store_reader(obj: Any) -> Reader | None:
             store = inspect.getattr_static(obj, attr)
         except AttributeError:
             continue
-        get = attrgetter(attr)
-        if isinstance(store, queue.Queue):
-            return lambda o, g=get: len(g(o).queue)  # not qsize(): it takes the queue's lock
+        if isinstance(store, queue.Queue):  # not qsize(): it takes the queue's lock
+            return len_of(attrgetter(f"{attr}.queue"))
         if isinstance(store, asyncio.Queue):
-            return lambda o, g=get: len(g(o)._queue)
+            return len_of(attrgetter(f"{attr}._queue"))
         if isinstance(store, list | deque | set | frozenset | tuple):
-            return lambda o, g=get: len(g(o))
+            return len_of(attrgetter(attr))
     return None
 
 
@@ -354,7 +353,8 @@ class QueueShape(Shape):
     def wired(self, target: Any, obj: Any, comp: Any, handles: Any, opts: Any) -> None:
         """Resources put in the queue before it was wrapped were created too."""
         inc = handles.group.counter(CREATED).inc
-        for _ in range(len(obj._queue) if isinstance(obj, asyncio.Queue) else len(obj.queue)):
+        items = getattr(obj, "_queue" if isinstance(obj, asyncio.Queue) else "queue")
+        for _ in range(len(items)):
             inc()
 
     def profile(self, obj: Any, opts: PoolOptions, kind: Kind) -> Profile:
