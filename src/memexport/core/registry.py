@@ -618,12 +618,24 @@ class Registry:
         for the RSS ledger on the collector thread; failures are counted and skipped.
         """
         out: dict[str, float] = {}
+        for kind, _obj, value in self.bytes_by_object(kinds_seen=out):
+            out[kind] += value
+        return out
+
+    def bytes_by_object(self, kinds_seen: dict[str, float] | None = None
+                        ) -> list[tuple[str, Any, float]]:
+        """``(kind, object, bytes)`` for each live component whose kind has a bytes gauge,
+        read now (for the RSS ledger, which needs objects to find components held inside
+        other components); ``kinds_seen`` gets a 0.0 for every such kind, even if empty."""
+        out: list[tuple[str, Any, float]] = []
         with self._lock:
             groups = [g for gs in self._groups.values() for g in gs.values()
                       if g.kind.bytes_metric is not None]
         for group in groups:
             key: Key = (group.kind.bytes_metric, ())  # type: ignore[assignment]
-            total = out.setdefault(group.kind.name, 0.0)
+            name = group.kind.name
+            if kinds_seen is not None:
+                kinds_seen.setdefault(name, 0.0)
             for comp in list(group.members.values()):
                 obj = comp.ref() if comp.ref is not None else None
                 reader = comp.readers.get(key) if obj is not None else None
@@ -632,10 +644,9 @@ class Registry:
                 try:
                     v = reader(obj)
                     if v is not None:
-                        total += float(v)
+                        out.append((name, obj, float(v)))
                 except Exception as exc:
-                    self.errors.record(group.kind.name, comp._source(key), exc)
-            out[group.kind.name] = total
+                    self.errors.record(name, comp._source(key), exc)
         return out
 
     # -- introspection for tests and the demo --------------------------------------------
