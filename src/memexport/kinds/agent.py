@@ -726,3 +726,18 @@ def _track_class(cls: type[T], h: _Handles, explicit: tuple[Any, ...]) -> type[T
 
     cls.__init__ = __init__  # type: ignore[misc]
     return cls
+
+
+def memory_stores(obj: Any) -> list[Any]:
+    """The memory containers of a tracked agent (``[]`` if it has none or is not tracked).
+
+    For the RSS ledger: a component held in an agent's store (a tracked conversation kept
+    as a memory entry) is counted in the agent's deep size too, and the ledger subtracts it.
+    Never raises.
+    """
+    try:
+        st = _state_of(obj)
+        stores = None if st is None else st.p.stores
+        return [] if stores is None else list(stores(obj))
+    except Exception:
+        return []
