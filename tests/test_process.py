@@ -182,7 +182,7 @@ def test_thread_ticks_and_publishes_sane_values(collectors: list[ProcessCollecto
 
     c.stop()
     assert not c.running
-    assert c._on_gc not in gc.callbacks
+    assert c._gc.on_gc not in gc.callbacks
     assert not any(n.startswith("memexport_gc_") or n == "memexport_process_threads"
                    for n, _ in samples(reg))
     ticks = c.ticks
@@ -387,7 +387,7 @@ def test_exposition_passes_promtool(promtool_bin: str,
 def test_tick_is_thread_safe_with_the_running_thread(
         collectors: list[ProcessCollector]) -> None:
     reg = Registry()
-    c = ProcessCollector(reg, interval=0.001)
+    c = ProcessCollector(reg, interval=0.01)
     collectors.append(c.start())
     errors: list[BaseException] = []
 
