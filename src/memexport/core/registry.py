@@ -369,7 +369,7 @@ class Registry:
             start = time.perf_counter()
             try:
                 job(start + budget_seconds)
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit from sampled user code: the others run
                 self.errors.record(name, name, exc)
             self.record_duration(name, time.perf_counter() - start)
 
