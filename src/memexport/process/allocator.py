@@ -22,7 +22,16 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MallocInfo", "PymallocInfo", "glibc_version", "mallinfo", "malloc_trim", "pymalloc"]
+__all__ = [
+    "MallocInfo",
+    "PymallocInfo",
+    "glibc_version",
+    "heap_ranges",
+    "heap_resident",
+    "mallinfo",
+    "malloc_trim",
+    "pymalloc",
+]
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,15 @@ class MallocInfo:
     free: int  # fordblks
     mmapped: int  # hblkhd: chunks served by mmap (counted in in_use)
     arena: int  # bytes of the sbrk/mmap heaps (in use + free, mmapped chunks excluded)
+    heap_resident: int | None = None  # resident bytes of those heaps (mincore), if known
+
+    @property
+    def resident_free(self) -> int:
+        """Free bytes still resident: free chunks whose pages went back to the OS
+        (``malloc_trim``) are not, though glibc counts them free."""
+        if self.heap_resident is None:
+            return self.free
+        return max(0, min(self.free, self.heap_resident - (self.in_use - self.mmapped)))
 
 
 @dataclass(frozen=True)
@@ -96,14 +114,80 @@ def _mallinfo2() -> Any:
     return fn
 
 
-def mallinfo() -> MallocInfo | None:
-    """glibc's heap figures now, or None without glibc >= 2.33 (musl: counted elsewhere)."""
+def mallinfo(maps_path: str | None = "/proc/self/maps") -> MallocInfo | None:
+    """glibc's heap figures now, or None without glibc >= 2.33 (musl: counted elsewhere).
+
+    With ``maps_path``, the heaps' resident bytes are measured too (``heap_resident``).
+    """
     fn = _mallinfo2()
     if fn is None:
         return None
     m = fn()
+    resident = None
+    if maps_path is not None:
+        try:
+            resident = heap_resident(maps_path)
+        except OSError:
+            resident = None
     return MallocInfo(in_use=int(m.uordblks) + int(m.hblkhd), free=int(m.fordblks),
-                      mmapped=int(m.hblkhd), arena=int(m.arena))
+                      mmapped=int(m.hblkhd), arena=int(m.arena), heap_resident=resident)
+
+
+#: glibc's HEAP_MAX_SIZE on 64-bit: thread arenas are heaps of this size, aligned to it.
+_HEAP_MAX = 64 << 20 if ctypes.sizeof(ctypes.c_void_p) == 8 else 1 << 20
+
+
+def heap_ranges(maps_text: str) -> list[tuple[int, int]]:
+    """(start, end) of glibc's heaps in ``/proc/self/maps``: ``[heap]`` (the main arena) and
+    the read-write part of thread arenas (anonymous, starting on a ``HEAP_MAX_SIZE``
+    boundary, followed by their unused ``---p`` reserve or exactly that size)."""
+    rows: list[tuple[int, int, str, str]] = []
+    for line in maps_text.splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) < 5:
+            continue
+        start, _, end = parts[0].partition("-")
+        rows.append((int(start, 16), int(end, 16), parts[1], parts[5].strip() if len(parts) > 5
+                     else ""))
+    out: list[tuple[int, int]] = []
+    for i, (lo, hi, perms, path) in enumerate(rows):
+        if path == "[heap]":
+            out.append((lo, hi))
+        elif (not path and perms == "rw-p" and lo % _HEAP_MAX == 0 and hi - lo <= _HEAP_MAX):
+            nxt = rows[i + 1] if i + 1 < len(rows) else None
+            reserve = (nxt is not None and nxt[0] == hi and nxt[2] == "---p" and not nxt[3]
+                       and nxt[1] <= lo + _HEAP_MAX)
+            if reserve or hi - lo == _HEAP_MAX:
+                out.append((lo, hi))
+    return out
+
+
+def _resident(lo: int, hi: int) -> int:
+    libc = _load()
+    page = _page_size()
+    n = (hi - lo + page - 1) // page
+    vec = (ctypes.c_ubyte * n)()
+    if libc.mincore(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), vec) != 0:
+        raise OSError(ctypes.get_errno(), "mincore failed")
+    return (n - bytes(vec).count(0)) * page
+
+
+def _page_size() -> int:
+    import mmap
+
+    return mmap.PAGESIZE
+
+
+def heap_resident(maps_path: str = "/proc/self/maps") -> int | None:
+    """Resident bytes of glibc's heaps (``mincore`` over ``heap_ranges``), None without glibc."""
+    libc = _load()
+    if libc is None or getattr(libc, "mincore", None) is None:
+        return None
+    with open(maps_path) as f:
+        ranges = heap_ranges(f.read())
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    libc.mincore.restype = ctypes.c_int
+    return sum(_resident(lo, hi) for lo, hi in ranges)
 
 
 def malloc_trim(pad: int = 0) -> bool:

@@ -13,7 +13,8 @@ Classes, in the order they are attributed (each takes at most what is left of RS
 ``malloc_used``     glibc in use (``mallinfo2`` ``uordblks + hblkhd``) less the Python part
                     above: native allocations of C extensions, tracemalloc's own tables
 ``pymalloc_free``   free memory pymalloc keeps in its arenas
-``malloc_free``     glibc free but retained (``fordblks``)
+``malloc_free``     glibc free but retained and resident (``fordblks``, at most the heaps'
+                    resident bytes, by ``mincore``, less the chunks in use)
 ``unattributed``    the remainder: thread stacks, direct mmaps, other allocators, native leaks
 ==================  ===========================================================================
 
@@ -94,7 +95,7 @@ def build_ledger(inp: LedgerInputs) -> Ledger:
         "python_objects": int(py_pool - comp_from_py),
         "malloc_used": int(native_pool - comp_from_native) if inp.malloc is not None else 0,
         "pymalloc_free": inp.pymalloc_free or 0,
-        "malloc_free": inp.malloc.free if inp.malloc is not None else 0,
+        "malloc_free": inp.malloc.resident_free if inp.malloc is not None else 0,
     }
     classes = {"file": rss - anon}
     left = anon
