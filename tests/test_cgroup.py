@@ -210,5 +210,5 @@ def test_a_real_oom_kill_in_a_child_cgroup_is_counted(child_cgroup: Path) -> Non
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["hog_returncode"] == -9, out  # SIGKILL from the OOM killer
     assert out["after"]["oom_kill"] == out["before"].get("oom_kill", 0) + 1, out
-    assert out["limit"] == [({"source": "cgroup_v1"}, float(limit))]
+    assert out["limit"] == [[{"source": "cgroup_v1"}, float(limit)]]
     assert (child_cgroup / "memory.oom_control").read_text().split()[-1] == "1"
