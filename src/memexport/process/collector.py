@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import math
-import sys
 import threading
 import time
 import tracemalloc as _tracemalloc
@@ -33,7 +32,6 @@ import psutil
 from memexport.core import forks
 from memexport.core.model import Family
 from memexport.core.registry import REGISTRY, Registry
-from memexport.process import allocator
 from memexport.process import cgroup as cgroup_files
 from memexport.process import ledger as rss_ledger
 from memexport.process.census import TypeCensus
@@ -390,22 +388,14 @@ class ProcessCollector:
             return reading
 
     def _build_ledger(self, traced: TraceReading | None) -> Ledger:
-        rss, anon, _source = rss_ledger.memory_pages(self._reader)
-        components: dict[str, float] = {}
-        if not self._user_code_off:
+        skip = self._user_code_off
+        if not skip:
             self._in_user_code = True
-            try:
-                components, _nested = rss_ledger.component_bytes(
-                    self.registry, time.perf_counter() + LEDGER_BUDGET)
-            finally:
-                self._in_user_code = False
-        pym = self._read("ledger", "pymalloc statistics", allocator.pymalloc)
-        glibc = self._read("ledger", "glibc mallinfo2()", allocator.mallinfo)
-        small, pym_free = rss_ledger.python_small(pym, traced, sys.getallocatedblocks())
-        return rss_ledger.build_ledger(rss_ledger.LedgerInputs(
-            rss=rss, anon=anon, components=components, python_small=small,
-            pymalloc_free=pym_free, python_large=traced.large if traced is not None else None,
-            malloc=glibc))
+        try:
+            return rss_ledger.read_ledger(self.registry, self._reader, traced,
+                                          components=not skip, budget_seconds=LEDGER_BUDGET)
+        finally:
+            self._in_user_code = False
 
     def families(self) -> list[Family]:
         """The latest reading as families, plus the GC pause histogram (read live, cheap)."""

@@ -30,6 +30,7 @@ sum to the RSS read (``smaps_rollup`` ``Rss``, or ``VmRSS`` of ``/proc/self/stat
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,11 +38,12 @@ from typing import Any
 
 from memexport.core.model import Family
 from memexport.core.registry import Registry
+from memexport.process import allocator
 from memexport.process.allocator import MallocInfo, PymallocInfo
 from memexport.process.tracesites import TraceReading
 
 __all__ = ["CLASSES", "Ledger", "LedgerInputs", "build_ledger", "component_bytes", "families",
-           "memory_pages"]
+           "memory_pages", "python_small", "read_ledger"]
 
 CLASSES = ("file", "components", "python_objects", "malloc_used", "pymalloc_free",
            "malloc_free", "unattributed")
@@ -189,6 +191,25 @@ def component_bytes(registry: Registry, deadline: float | None = None
             nested_total += nested
         by_kind["agent"] = max(0.0, by_kind["agent"] - nested_total)
     return by_kind, nested_total
+
+
+def read_ledger(registry: Registry, reader: Any, traced: TraceReading | None = None, *,
+                components: bool = True, budget_seconds: float = 0.05) -> Ledger:
+    """Read every source now and build the ledger (the collector thread's work per tick).
+
+    ``reader`` is a ``process.reader.ProcessReader``; ``traced`` this tick's tracemalloc
+    reading, if tracing; ``components=False`` leaves out the component readers (user code).
+    """
+    rss, anon, _source = memory_pages(reader)
+    by_kind: dict[str, float] = {}
+    if components:
+        by_kind, _nested = component_bytes(registry, time.perf_counter() + budget_seconds)
+    pym = allocator.pymalloc()
+    glibc = allocator.mallinfo()
+    small, pym_free = python_small(pym, traced, sys.getallocatedblocks())
+    return build_ledger(LedgerInputs(
+        rss=rss, anon=anon, components=by_kind, python_small=small, pymalloc_free=pym_free,
+        python_large=traced.large if traced is not None else None, malloc=glibc))
 
 
 def families(ledger: Ledger) -> list[Family]:
