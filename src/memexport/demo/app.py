@@ -20,7 +20,7 @@ import memexport
 __all__ = ["PART_MODULES", "SCENARIOS", "Part", "run"]
 
 #: Sibling modules that contribute parts; missing ones are skipped.
-PART_MODULES = ("core", "caches", "pools", "agents")
+PART_MODULES = ("core", "caches", "pools", "agents", "native")
 SCENARIOS = {
     "healthy": "steady load: caches at capacity, pools returning resources, sessions ending",
     "leak": "a component and RSS grow steadily: unbounded cache, leaked resource, "

@@ -21,8 +21,8 @@ from memexport.process.allocator import malloc_trim
 
 __all__ = ["NativeLeak", "Retention", "fragment", "malloc_leak", "mmap_leak", "parts"]
 
-#: Bytes of native memory the leak scenario maps per tick (about 7.5 MiB a minute at 1 s).
-NATIVE_LEAK_PER_TICK = 128 * 1024
+#: Bytes of native memory the leak scenario maps per tick (about 3.75 MiB a minute at 1 s).
+NATIVE_LEAK_PER_TICK = 64 * 1024
 #: Bytes allocated per retention cycle, in objects of ``RETENTION_OBJECT`` bytes.
 RETENTION_BYTES = 8 << 20
 RETENTION_OBJECT = 1024
