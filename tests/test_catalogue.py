@@ -14,6 +14,12 @@ from conftest import ROOT, free_port, scrape, start_demo, stop_process
 from prometheus_client.parser import text_string_to_metric_families
 
 CATALOGUE = ROOT / "docs" / "metrics.md"
+#: Catalogued metrics that exist only on some hosts: {name: where}. Each is exported from a
+#: fixture tree in its own tests (named here); the demo on this host cannot show them.
+HOST_DEPENDENT = {
+    "memexport_cgroup_memory_high_bytes":
+        "cgroup v2 with memory.high set (tests/test_cgroup.py::test_v2_fixture)",
+}
 ROW = re.compile(r"^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(gauge|counter|histogram|info)\s*\|")
 
 
@@ -39,7 +45,7 @@ def exposition() -> Iterator[str]:
     try:
         # Every part must have taken a few steps and the collector a few readings: wait
         # (bounded) until every catalogued family is there, then let the test say what is not.
-        wanted = set(catalogue())
+        wanted = set(catalogue()) - set(HOST_DEPENDENT)
         deadline = time.monotonic() + 60
         text = scrape(port)
         while time.monotonic() < deadline and not wanted <= set(families(text)):
@@ -69,5 +75,5 @@ def test_every_exported_metric_is_in_the_catalogue(exposition: str) -> None:
 
 def test_every_catalogued_metric_is_exported(exposition: str) -> None:
     exported = families(exposition)
-    never = sorted(n for n in catalogue() if n not in exported)
+    never = sorted(n for n in catalogue() if n not in exported and n not in HOST_DEPENDENT)
     assert not never, f"in docs/metrics.md but never exported by the demo: {never}"
