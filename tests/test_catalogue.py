@@ -10,16 +10,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT, free_port, scrape, start_demo, stop_process
+from conftest import HOST_DEPENDENT, ROOT, free_port, scrape, start_demo, stop_process
 from prometheus_client.parser import text_string_to_metric_families
 
 CATALOGUE = ROOT / "docs" / "metrics.md"
-#: Catalogued metrics that exist only on some hosts: {name: where}. Each is exported from a
-#: fixture tree in its own tests (named here); the demo on this host cannot show them.
-HOST_DEPENDENT = {
-    "memexport_cgroup_memory_high_bytes":
-        "cgroup v2 with memory.high set (tests/test_cgroup.py::test_v2_fixture)",
-}
 ROW = re.compile(r"^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(gauge|counter|histogram|info)\s*\|")
 
 
