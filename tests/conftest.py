@@ -25,6 +25,7 @@ DEBIAN_PACKAGE = {
     "alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
     "redis-server": "redis-server",
+    "tmux": "tmux",
 }
 
 
