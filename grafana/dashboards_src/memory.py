@@ -79,7 +79,7 @@ def build() -> dict[str, Any]:
              target(f"sum({RSS})", "rss (process_resident_memory_bytes)")],
             BYTES,
             description="Resident memory by ledger class, summed over the selected instances. "
-            "The stack adds up to RSS (dashed line; read a moment apart, within 2 %). "
+            "The stack adds up to RSS (dashed line; read a moment apart, within 3 %). "
             "unattributed is what no source explains: native libraries, direct mmaps, stacks.",
             w=16, h=10,
             overrides=[_unstacked("rss.*")],
