@@ -185,7 +185,7 @@ def families(r: CgroupReading) -> list[Family]:
             "full = all non-idle tasks; scope is cgroup or host.", "seconds",
             [({"kind": k, "scope": scope}, v) for k, v in sorted(r.psi_total.items())]))
         out.append(Family(
-            "memexport_memory_pressure_ratio", "gauge",
+            "memexport_memory_pressure_average_ratio", "gauge",
             "Share of time stalled on memory (PSI) averaged over window (10s, 60s, 300s).",
             "ratio", [({"kind": k, "window": w, "scope": scope}, v)
                       for (k, w), v in sorted(r.psi_avg.items())]))
