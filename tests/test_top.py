@@ -143,6 +143,7 @@ class Tmux:
         self.socket = f"memexport-test-{uuid.uuid4().hex[:8]}"
         self.run("-f", "/dev/null", "new-session", "-d", "-s", "top", "-x", "200", "-y", "60",
                  command)
+        self.path = self.run("display-message", "-p", "#{socket_path}").stdout.strip()
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([self.bin, "-L", self.socket, *args], capture_output=True,
@@ -160,6 +161,8 @@ class Tmux:
 
     def close(self) -> None:
         self.run("kill-server")
+        if self.path and os.path.exists(self.path):
+            os.unlink(self.path)  # the server leaves its socket file behind
 
 
 def wait_screen(tmux: Tmux, cond: Callable[[str], bool], what: str, deadline: float = 60) -> str:
