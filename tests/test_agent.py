@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from helpers import guide, samples
 from pydantic import BaseModel, PrivateAttr
-from test_conversation import guide, samples
 
 import memexport
 from memexport.core.registry import Registry

@@ -14,37 +14,20 @@ from typing import Any
 
 import cachetools
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import Samples, exposition, guide, samples, view
 
 import memexport
 from memexport.core.registry import Registry
-from memexport.exporters.prometheus import register_collector
 from memexport.kinds.cache import KIND
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(reg: Registry) -> Samples:
-    prom = CollectorRegistry(auto_describe=True)
-    register_collector(prom, reg)
-    out: Samples = {}
-    for fam in text_string_to_metric_families(generate_latest(prom).decode()):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    return samples(reg)
 
 
 def cache_view(reg: Registry, name: str) -> dict[str, float]:
     """The samples of cache ``name``, keyed ``metric`` or ``metric{label}``."""
-    out: dict[str, float] = {}
-    for (metric, labels), value in scrape(reg).items():
-        d = dict(labels)
-        if d.pop("cache", None) != name:
-            continue
-        key = metric if not d else f"{metric}{{{','.join(d.values())}}}"
-        out[key] = value
-    return out
+    return view(reg, "cache", name)
 
 
 def counts(view: dict[str, float]) -> dict[str, float]:
@@ -389,39 +372,7 @@ def test_functools_cache_unbounded(reg: Registry) -> None:
 # -- get/put classes ---------------------------------------------------------------------
 
 
-class MemoryBoundedLRUCache:
-    """The guide's class, verbatim in behaviour (seed/guide_classes.py)."""
-
-    def __init__(self, max_memory_mb: int = 50, max_items: int = 1000) -> None:
-        import sys
-
-        self._getsizeof = sys.getsizeof
-        self.max_memory_mb = max_memory_mb
-        self.max_items = max_items
-        self.cache: OrderedDict[Any, Any] = OrderedDict()
-        self.memory_usage = 0
-
-    def get(self, key: Any) -> Any:
-        if key in self.cache:
-            self.cache.move_to_end(key)
-            return self.cache[key]
-        return None
-
-    def put(self, key: Any, value: Any) -> None:
-        value_size = self._getsizeof(value)
-        while (self.memory_usage + value_size > self.max_memory_mb * 1024 * 1024
-               or len(self.cache) >= self.max_items):
-            if not self.cache:
-                break
-            oldest_key = next(iter(self.cache))
-            oldest_value = self.cache.pop(oldest_key)
-            self.memory_usage -= self._getsizeof(oldest_value)
-        self.cache[key] = value
-        self.memory_usage += value_size
-
-    def clear(self) -> None:
-        self.cache.clear()
-        self.memory_usage = 0
+MemoryBoundedLRUCache = guide.MemoryBoundedLRUCache  # the guide's own class
 
 
 def test_guide_test_memory_bounded_cache_through_metrics(reg: Registry) -> None:
@@ -667,17 +618,10 @@ def test_eight_threads_on_a_dict_lose_no_count(reg: Registry) -> None:
 
 
 def test_mapping_capacity_is_read_from_its_attributes() -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from memexport.core.registry import Registry
-    from memexport.exporters.prometheus import register_collector
-
     class Bounded(dict):
         maxsize = 3
 
     reg = Registry()
     kept = memexport.cache(Bounded(), name="bounded", registry=reg)
-    prom = CollectorRegistry()
-    register_collector(prom, reg)
-    assert 'memexport_cache_max_items{cache="bounded"} 3.0' in generate_latest(prom).decode()
+    assert 'memexport_cache_max_items{cache="bounded"} 3.0' in exposition(reg)
     del kept

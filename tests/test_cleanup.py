@@ -9,7 +9,8 @@ from collections import deque
 from typing import Any
 
 import pytest
-from test_conversation import guide, message, samples
+from helpers import guide, samples
+from test_conversation import message
 
 import memexport
 from memexport.core.registry import Registry

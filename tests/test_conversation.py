@@ -4,60 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import sys
 import uuid
 import warnings
 from collections import deque
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from helpers import exposition, guide, samples
 from prometheus_client.parser import text_string_to_metric_families
 
 import memexport
 from memexport.core.registry import Registry
 from memexport.core.sizing import deep_size_many
-from memexport.exporters.prometheus import register_collector
-
-ROOT = Path(__file__).resolve().parent.parent
-GUIDE = ROOT.parent / "shared" / "seed" / "guide_classes.py"
-
-
-def load_guide() -> ModuleType:
-    """The guide's classes as users have them (the shared seed), else the bench's copy."""
-    if GUIDE.exists():
-        name = "memexport_test_guide_classes"
-        if name in sys.modules:
-            return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, GUIDE)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    from memexport.bench import agents
-
-    return agents
-
-
-guide = load_guide()
 
 
 def scrape_text(reg: Registry) -> str:
-    prom = CollectorRegistry(auto_describe=True)
-    register_collector(prom, reg)
-    return generate_latest(prom).decode()
-
-
-def samples(reg: Registry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for fam in text_string_to_metric_families(scrape_text(reg)):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    return exposition(reg)
 
 
 def conv(s: dict[Any, float], metric: str, name: str) -> float | None:

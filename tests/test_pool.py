@@ -11,57 +11,24 @@ import asyncio
 import concurrent.futures
 import contextlib
 import gc
-import importlib.util
 import queue
 import subprocess
 import sys
 import threading
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import require_binary
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import exposition, guide, samples
 
 import memexport
-from memexport.bench.pools import AsyncQueuePool, GuideStylePool
+from memexport.bench.pools import AsyncQueuePool
 from memexport.core.registry import Registry
-from memexport.exporters.prometheus import register_collector
 from memexport.kinds.pool import KIND, PoolProxy
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "guide_classes.py"
-
-
-def _guide_pool_class() -> type:
-    if SEED.exists():
-        spec = importlib.util.spec_from_file_location("guide_classes", SEED)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.ResourcePool
-    return GuideStylePool
-
-
-ResourcePool = _guide_pool_class()
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def exposition(reg: Registry) -> str:
-    prom = CollectorRegistry(auto_describe=True)
-    register_collector(prom, reg)
-    return generate_latest(prom).decode()
-
-
-def samples(reg: Registry) -> Samples:
-    out: Samples = {}
-    for fam in text_string_to_metric_families(exposition(reg)):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+ResourcePool = guide.ResourcePool
 
 
 def pool_values(reg: Registry, name: str) -> dict[str, float]:
@@ -401,7 +368,7 @@ def test_class_decoration_instruments_every_instance() -> None:
     reg = Registry()
 
     @memexport.pool(name="decorated", registry=reg)
-    class Pool(GuideStylePool):
+    class Pool(ResourcePool):
         pass
 
     pools = [Pool(Factory(), max_size=2) for _ in range(2)]

@@ -182,7 +182,7 @@ def test_thread_ticks_and_publishes_sane_values(collectors: list[ProcessCollecto
 
     c.stop()
     assert not c.running
-    assert c._on_gc not in gc.callbacks
+    assert c._gc.on_gc not in gc.callbacks
     assert not any(n.startswith("memexport_gc_") or n == "memexport_process_threads"
                    for n, _ in samples(reg))
     ticks = c.ticks
@@ -387,7 +387,7 @@ def test_exposition_passes_promtool(promtool_bin: str,
 def test_tick_is_thread_safe_with_the_running_thread(
         collectors: list[ProcessCollector]) -> None:
     reg = Registry()
-    c = ProcessCollector(reg, interval=0.001)
+    c = ProcessCollector(reg, interval=0.01)
     collectors.append(c.start())
     errors: list[BaseException] = []
 
@@ -407,3 +407,152 @@ def test_tick_is_thread_safe_with_the_running_thread(
     assert not errors
     assert c.ticks >= 100
     assert reg.errors.counts()["process"] == 0
+
+
+# -- adversarial: BaseException, fork mid-tick, silly intervals (issues 11 and 12) ------------
+
+
+def test_system_exit_from_a_tick_job_is_counted_and_the_thread_lives(
+        collectors: list[ProcessCollector], caplog: pytest.LogCaptureFixture) -> None:
+    reg = Registry()
+    calls: list[int] = []
+
+    def job(deadline: float) -> None:  # user code sampled on the collector thread
+        calls.append(1)
+        raise SystemExit(3)
+
+    reg.add_tick_job("sizer", job)
+    c = ProcessCollector(reg, interval=0.01, ledger=False, cgroup=False)
+    collectors.append(c.start())
+    wait_for(lambda: len(calls) >= 5, "five ticks despite SystemExit")
+    assert c.running
+    assert reg.errors.counts()["sizer"] >= 5
+    assert sum("SystemExit" in r.getMessage() for r in caplog.records) == 1  # logged once
+
+
+def test_keyboard_interrupt_from_a_probe_does_not_kill_the_thread(
+        collectors: list[ProcessCollector]) -> None:
+    calls: list[int] = []
+
+    def probe() -> list[Family]:
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    reg = Registry()
+    c = ProcessCollector(reg, interval=0.01, probes=[("kb", probe)], ledger=False, cgroup=False)
+    collectors.append(c.start())
+    wait_for(lambda: len(calls) >= 3, "three ticks despite KeyboardInterrupt")
+    assert c.running
+    assert reg.errors.counts()["process"] >= 2
+
+
+@pytest.mark.parametrize("interval", [1e-9, 0.001, 0.009])
+def test_an_interval_below_the_minimum_is_refused(interval: float) -> None:
+    with pytest.raises(ValueError, match=r"at least 0\.01 seconds, got " + repr(interval)):
+        memexport.start_collector(interval, registry=Registry())
+    with pytest.raises(ValueError, match="at least"):
+        ProcessCollector(Registry(), interval=interval)
+
+
+def test_fork_hooks_come_from_core_forks() -> None:
+    from memexport.core import forks
+    from memexport.process import collector
+
+    assert collector._after_fork_in_child in forks._child
+    for path in (ROOT / "src" / "memexport" / "process").glob("*.py"):
+        assert "register_at_fork" not in path.read_text(), path.name
+
+
+def test_a_child_forked_while_user_code_runs_never_blocks(
+        collectors: list[ProcessCollector]) -> None:
+    """The collector thread is inside a tick job holding a lock at fork time: the child's
+    collector must keep ticking (it skips user code), not hang on that lock forever."""
+    reg = Registry()
+    held = threading.Lock()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def job(deadline: float) -> None:
+        with held:
+            inside.set()
+            release.wait(DEADLINE_S)
+
+    reg.add_tick_job("sizer", job)
+    c = ProcessCollector(reg, interval=0.02, ledger=False, cgroup=False)
+    collectors.append(c.start())
+    assert inside.wait(DEADLINE_S)
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            at_fork = c.ticks
+            end = time.monotonic() + 10
+            while c.ticks < at_fork + 3 and time.monotonic() < end:
+                time.sleep(0.01)
+            os.write(write_fd, json.dumps({"advanced": c.ticks >= at_fork + 3,
+                                           "running": c.running}).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    release.set()
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        report = json.loads(f.read() or b"{}")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert report == {"advanced": True, "running": True}
+
+
+# -- tracemalloc: grouped first, time-boxed ---------------------------------------------------
+
+
+def test_tracemalloc_grouping_matches_filter_then_group(collectors: list[ProcessCollector]) -> None:
+    from memexport.process.tracesites import EXCLUDED_FILES, TraceSites
+
+    was = tracemalloc.is_tracing()
+    if not was:
+        tracemalloc.start(1)
+    try:
+        held = hog()
+        sites = TraceSites(10)
+        reading = sites.read(60.0)
+        snap = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, p) for p in EXCLUDED_FILES])
+        old: dict[str, int] = {}
+        for stat in snap.statistics("lineno"):
+            frame = stat.traceback[0]
+            key = f"{os.path.basename(frame.filename)}:{frame.lineno}"
+            old[key] = old.get(key, 0) + stat.size
+        assert reading is not None and reading.coverage == 1.0
+        site = f"test_process.py:{HOG_LINE}"
+        assert reading.sites[site] == old[site]
+        top_new = sorted(reading.sites, key=lambda k: -reading.sites[k])[:3]
+        top_old = sorted(old, key=lambda k: -old[k])[:3]
+        assert top_new[0] == top_old[0] == site
+        # A time box of zero groups one chunk and scales the rest up from it.
+        cut = sites.read(0.0)
+        assert cut is not None and 0 < cut.coverage <= 1.0
+        del held
+    finally:
+        if not was:
+            tracemalloc.stop()
+
+
+def test_growing_allocation_sites_become_suspects(collectors: list[ProcessCollector]) -> None:
+    reg = Registry()
+    c = ProcessCollector(reg, interval=3600, tracemalloc=True, ledger=False, cgroup=False)
+    collectors.append(c.start())
+    leak: list[bytearray] = []
+    suspects: dict[str, float] = {}
+    for _ in range(5):
+        leak.extend(bytearray(10_000) for _ in range(100))  # 1 MB more per window
+        c.tick()
+        suspects = {dict(labels)["site"]: v
+                    for labels, v in named(samples(reg),
+                                           "memexport_tracemalloc_site_growth_bytes").items()}
+    line = test_growing_allocation_sites_become_suspects.__code__.co_firstlineno + 7
+    assert suspects.get(f"test_process.py:{line}", 0) >= 3_000_000, suspects
+    assert "__overflow__" in suspects

@@ -7,33 +7,11 @@ import logging
 import threading
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import THING, exposition, samples
 
 import memexport
 from memexport.core.counters import Adder, Counter, Histogram
-from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import OVERFLOW_NAME, Registry
-from memexport.exporters.prometheus import register_collector
-
-THING = Kind(
-    "thing",
-    "thing",
-    (
-        MetricDef("memexport_thing_items", "gauge", "Items."),
-        MetricDef("memexport_thing_largest_items", "gauge", "Largest.", agg="max"),
-        MetricDef("memexport_thing_bytes", "gauge", "Bytes.", "bytes"),
-        MetricDef("memexport_things", "gauge", "Live things.", source="live"),
-        MetricDef("memexport_things_created_total", "counter", "Created.", source="created"),
-        MetricDef("memexport_things_finalized_total", "counter", "Gone.", source="finalized"),
-        MetricDef("memexport_thing_requests_total", "counter", "Requests.", labels=("result",)),
-        MetricDef("memexport_thing_evicted_bytes_total", "counter", "Evicted.", "bytes"),
-        MetricDef("memexport_thing_pulled_total", "counter", "Pulled."),
-        MetricDef("memexport_thing_wait_seconds", "histogram", "Wait.", "seconds",
-                  buckets=(0.1, 1.0)),
-    ),
-    bytes_metric="memexport_thing_bytes",
-)
 
 
 class Box(list):
@@ -47,17 +25,6 @@ def track(reg: Registry, obj: Box, name: str):
     comp.gauge("memexport_thing_bytes", lambda o: 8 * len(o))
     comp.pulled_counter("memexport_thing_pulled_total", lambda o: o.pulled)
     return comp
-
-
-def samples(reg: Registry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    prom = CollectorRegistry(auto_describe=True)
-    register_collector(prom, reg)
-    text = generate_latest(prom).decode()
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_group_sums_max_and_live_count():
@@ -182,9 +149,7 @@ def test_failing_reader_is_counted_logged_once_and_scrape_goes_on(caplog):
 
 
 def generate_latest_text(reg: Registry) -> str:
-    prom = CollectorRegistry()
-    register_collector(prom, reg)
-    return generate_latest(prom).decode()
+    return exposition(reg)
 
 
 def test_unweakrefable_object_gets_a_type_error():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from grafana_foundation_sdk.builders.dashboard import DashboardLink
+from grafana_foundation_sdk.models import dashboard as dm
+
 from dashboards_src.common import (
     BYTES,
     COUNT,
@@ -62,6 +65,13 @@ def build() -> dict[str, Any]:
         "limit (cgroup, rlimit or physical memory), predicted time to the limit, garbage "
         "collector, file descriptors, threads, tracemalloc allocation sites and the "
         "collector's own health. One series per instance.",
+    ).link(
+        DashboardLink("Where memory goes")
+        .type(dm.DashboardLinkType.LINK)
+        .url("/d/memexport-memory")
+        .tooltip("The RSS ledger: which class of memory RSS is made of")
+        .include_vars(True)
+        .keep_time(True)
     )
 
     d = d.with_row(row("Overview"))

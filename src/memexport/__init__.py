@@ -14,6 +14,7 @@ from memexport.exporters.prometheus import (
     make_wsgi_app,
     start_http_server,
 )
+from memexport.instrument.kind import uninstrument
 from memexport.kinds.agent import agent
 from memexport.kinds.cache import cache
 from memexport.kinds.cleanup import cleanup
@@ -36,6 +37,7 @@ __all__ = [
     "start_collector",
     "start_http_server",
     "stop_collector",
+    "uninstrument",
     "use_opentelemetry",
 ]
 __version__ = "0.1.0"

@@ -1,14 +1,15 @@
-"""The ``memexport`` command (also ``python -m memexport``): ``demo`` and ``bench``."""
+"""The ``memexport`` command (also ``python -m memexport``): ``demo``, ``bench`` and ``top``."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-USAGE = """usage: memexport [--version] {demo,bench} [options]
+USAGE = """usage: memexport [--version] {demo,bench,top} [options]
 
   demo    run a simulated multi-agent app serving /metrics (memexport demo --help)
   bench   time memexport's hot paths against their baselines (memexport bench --help)
+  top     live terminal view of /metrics endpoints: where memory goes (memexport top --help)
 """
 
 
@@ -31,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from memexport.bench import main as bench_main
 
         return bench_main(rest)
+    if command == "top":
+        from memexport.top import main as top_main
+
+        return top_main(rest)
     sys.stderr.write(f"memexport: unknown command {command!r}\n{USAGE}")
     return 2
 

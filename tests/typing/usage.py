@@ -88,3 +88,7 @@ families = memexport.REGISTRY.collect()
 if False:  # typed, not run: these start servers and OpenTelemetry
     server = memexport.start_http_server(0)
     memexport.use_opentelemetry()
+
+# Undoing: the original object back, typed as such.
+scratch: dict[str, int] = memexport.cache({}, "scratch", registry=registry)
+original: dict[str, int] = memexport.uninstrument(scratch)

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 __all__ = ["Case", "Result", "main", "run"]
 
 #: Modules of this package that hold cases, in report order; missing ones are skipped.
-CASE_MODULES = ("core", "caches", "pools", "agents", "otel")
+CASE_MODULES = ("core", "caches", "pools", "agents", "otel", "process", "tracing")
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,40 @@
-"""The in-process model: component records grouped by (kind, name), read once per scrape.
+"""The registry: every component group of the process, read once per scrape.
 
-A ``Component`` is the record of one instrumented object and, at the same time, the weak
-reference to it: its group, the profile of readers that turn the object into gauge values at
-scrape time, and a few slots of per-object state (pulled-counter readings, a sampled size).
-Components with the same kind and name form a ``Group``: gauges are summed (or max'ed) over
-live members, event counters belong to the group, and a member's pulled counters are folded
-into the group's totals when its object is garbage-collected, so counters never go backwards
-while the process lives.
+Groups of (kind, name) and their components are in ``core.component``; the registry creates
+groups (capping distinct names per kind), registers components, runs the collector's tick
+jobs and reads everything into neutral ``Family`` objects for the exporters.
 
-Nothing here runs on the application's hot path except ``Counter.inc`` and friends, which
-the kinds bind once per group. Registration (cold path) and collection (scrape) take the
-registry lock; weakref callbacks only append to a deque, so a collection that triggers
-garbage collection cannot deadlock.
+Nothing here runs on the application's hot path. Registration (cold path) and collection
+(scrape) take the registry lock; weakref callbacks only append to a deque, so a collection
+that triggers garbage collection cannot deadlock.
 """
 
 from __future__ import annotations
 
-import array
-import math
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from memexport.core import forks, sizing
 from memexport.core.checks import shown, validate_name
-from memexport.core.counters import Adder, Counter, CountOf, Histogram
+from memexport.core.component import (
+    Component,
+    Group,
+    Index,
+    Key,
+    Profile,
+    Reader,
+    SizeSpec,
+    _pulled_state,
+    kind_key,
+    profile_now,
+    resolve_profile,
+)
 from memexport.core.errors import ErrorLog
-from memexport.core.model import Family, Kind, LabelValues, known_kind
+from memexport.core.model import Family, Kind, known_kind
+from memexport.core.reading import GroupSnapshot, read_group
 
 __all__ = [
     "OVERFLOW_NAME",
@@ -38,10 +43,12 @@ __all__ = [
     "ErrorLog",
     "Group",
     "Index",
+    "Key",
     "Profile",
     "Reader",
     "Registry",
     "SizeSpec",
+    "kind_key",
     "profile_now",
     "resolve_profile",
     "validate_name",
@@ -51,10 +58,6 @@ __all__ = [
 OVERFLOW_NAME = "__overflow__"
 DEFAULT_MAX_NAMES = 1000
 
-#: A scrape-time reader: gets the instrumented object, returns a number or None (absent).
-#: It must not close over the object itself, or the registry would keep it alive.
-Reader = Callable[[Any], "float | int | None"]
-
 #: Time one collection may spend taking sizes no collector tick has taken yet.
 FIRST_READS_SECONDS = 0.02
 
@@ -62,313 +65,8 @@ FIRST_READS_SECONDS = 0.02
 _DRAIN_AT = 1024
 _NO_GROUPS: dict[str, Any] = {}
 
-Key = tuple[str, LabelValues]
-
-
-def kind_key(kind: Kind, metric: str, labels: LabelValues, types: tuple[str, ...],
-             sources: tuple[str, ...] = ("member",)) -> Key:
-    """Validate that ``metric{labels}`` is a metric of ``kind`` of one of ``types``."""
-    mdef = kind.by_name.get(metric)
-    if mdef is None or mdef.type not in types or mdef.source not in sources:
-        raise ValueError(f"{shown(metric)} is not a per-member {'/'.join(types)} of kind "
-                         f"{kind.name!r}")
-    if len(labels) != len(mdef.labels) or not all(isinstance(v, str) for v in labels):
-        raise ValueError(f"{metric!r} takes labels {mdef.labels}, got values "
-                         f"{shown(labels)}")
-    return (metric, labels)
-
-
-class SizeSpec(NamedTuple):
-    """How to walk one shape of collection for its deep size (see ``instrument.sizing``).
-
-    ``entries(obj)`` iterates the entries (``pairs``: each is a ``(key, value)`` made on the
-    fly, the tuple itself not counted), ``length(obj)`` counts them, ``overhead(obj)`` is the
-    bytes of the container itself.
-    """
-
-    entries: Callable[[Any], Iterable[Any]]
-    length: Callable[[Any], int]
-    overhead: Callable[[Any], int]
-    pairs: bool = False
-
-
-class Profile:
-    """Scrape-time readers shared by every component of one kind built the same way.
-
-    Built once per shape of instrumented object (``Profile(kind, {...})``) and passed to
-    ``register``, it makes tracking one more object cost its component: nothing is validated
-    or copied per object. ``pulled`` are counters the object keeps itself (``cache_info()``),
-    ``size`` how to sample its deep size into the kind's ``bytes_metric``, ``death`` reads
-    pulled counters at the object's death where a shape can (see ``Group.retire``).
-    """
-
-    __slots__ = ("death", "extra", "kind", "pulled", "readers", "resolve", "size", "with_comp")
-
-    def __init__(self, kind: Kind, readers: Mapping[str | Key, Reader],
-                 pulled: Mapping[str | Key, Reader] | None = None,
-                 size: SizeSpec | None = None,
-                 death: Callable[[Component], list[float] | None] | None = None,
-                 extra: Any = None,
-                 resolve: Callable[[Any], Profile] | None = None,
-                 with_comp: Mapping[str | Key, Callable[[Any, Component], Any]] | None = None
-                 ) -> None:
-        self.kind = kind
-        self.readers: dict[Key, Reader] = {
-            kind_key(kind, *_split(spec), ("gauge",)): r for spec, r in readers.items()}
-        self.pulled: tuple[tuple[Key, Reader], ...] = tuple(
-            (kind_key(kind, *_split(spec), ("counter",)), r)
-            for spec, r in (pulled or {}).items())
-        if size is not None and kind.bytes_metric is None:
-            raise ValueError(f"kind {kind.name!r} has no bytes metric to sample a size into")
-        self.size = size
-        self.death = death
-        #: What the kind's hot path needs of this shape (a history getter, a cleanup name).
-        self.extra = extra
-        #: Gauge readers called ``reader(obj, component)``: for what the component keeps
-        #: (when memexport saw a cleanup run, the sampled size against a limit).
-        self.with_comp: dict[Key, Callable[[Any, Component], Any]] = {
-            kind_key(kind, *_split(spec), ("gauge",)): r
-            for spec, r in (with_comp or {}).items()}
-        #: Set on a placeholder profile: ``resolve(obj)`` gives the real one, found from the
-        #: first instance read (instances of a decorated class are registered in ``__new__``,
-        #: before their attributes exist).
-        self.resolve = resolve
-
-    def with_reader(self, key: Key, reader: Reader) -> Profile:
-        p = self._copy()
-        p.readers = {**self.readers, key: reader}
-        return p
-
-    def _copy(self) -> Profile:
-        p = Profile.__new__(Profile)
-        for attr in Profile.__slots__:
-            setattr(p, attr, getattr(self, attr))
-        return p
-
-    def with_pulled(self, key: Key, reader: Reader) -> Profile:
-        p = self._copy()
-        p.pulled = (*self.pulled, (key, reader))
-        return p
-
-
-def _split(spec: str | Key) -> tuple[str, LabelValues]:
-    return (spec, ()) if isinstance(spec, str) else (spec[0], tuple(spec[1]))
-
-
-class Component(weakref.ref):  # type: ignore[type-arg]
-    """The record of one instrumented object, and the weak reference to it.
-
-    Event counters belong to the group (every member of one kind and name shares them), so
-    an object's counts stay in the totals when it is collected and tracking an object
-    allocates no counters. ``pulled`` holds ``[last, base]`` per pulled counter of the
-    profile; ``size``/``size_mean``/``size_cursor``/``size_at`` the sampled deep size;
-    ``state`` is free for the kind.
-    """
-
-    __slots__ = ("group", "key", "profile", "pulled", "size", "size_at", "size_cursor",
-                 "size_mean", "state")
-
-    group: Group
-    key: int
-    profile: Profile
-    pulled: array.array[float] | None
-    size: float | None
-    size_mean: float
-    size_cursor: int
-    size_at: float
-    state: Any
-
-    @property
-    def readers(self) -> Mapping[Key, Reader]:
-        return self.profile.readers
-
-    def counter(self, metric: str, *labels: str) -> Counter:
-        """The group's event counter for ``metric{labels}``; hand its ``inc`` to the hot path."""
-        return self.group.counter(metric, *labels)
-
-    def adder(self, metric: str, *labels: str) -> Adder:
-        """The group's counter of amounts (bytes, seconds) for ``metric{labels}``."""
-        return self.group.adder(metric, *labels)
-
-    def histogram(self, metric: str, *labels: str) -> Histogram:
-        """The group's histogram for ``metric{labels}``."""
-        return self.group.histogram(metric, *labels)
-
-    def gauge(self, metric: str, reader: Reader, *labels: str) -> None:
-        """Read ``metric{labels}`` from this object at each scrape (copy on write)."""
-        key = kind_key(self.group.kind, metric, labels, ("gauge",))
-        self.profile = self.profile.with_reader(key, reader)
-
-    def pulled_counter(self, metric: str, reader: Reader, *labels: str) -> None:
-        """A counter the object keeps itself (``cache_info().hits``), read at scrape time.
-
-        A value lower than the last one is taken as a reset of the object's own counter
-        (``cache_clear()``): the exported total carries on from where it was. When the object
-        is collected, its last reading stays in the group's total.
-        """
-        key = kind_key(self.group.kind, metric, labels, ("counter",))
-        self.profile = self.profile.with_pulled(key, reader)
-        self.pulled = _pulled_state(self.profile, self.pulled)
-
-    def read_pulled(self, i: int, obj: Any, errors: ErrorLog) -> float:
-        """Pulled counter ``i`` of the profile, read now: its total (reset-proof)."""
-        state = self.pulled
-        assert state is not None
-        key, reader = self.profile.pulled[i]
-        last, base = state[2 * i], state[2 * i + 1]
-        try:
-            raw = reader(obj)
-            value = None if raw is None else float(raw)
-        except Exception as exc:
-            errors.record(self.group.kind.name, self.source(key), exc)
-            return last + base
-        if value is None or math.isnan(value):
-            return last + base
-        if value < last:
-            base += last
-            state[2 * i + 1] = base
-        state[2 * i] = value
-        return value + base
-
-    def pulled_totals(self) -> list[float]:
-        """The last total of each pulled counter (what stays in the group at death)."""
-        state = self.pulled
-        if state is None:
-            return []
-        return [state[2 * i] + state[2 * i + 1] for i in range(len(state) // 2)]
-
-    def source(self, key: Key) -> str:
-        """Where a failed read came from, for the error log (no user data: names only)."""
-        metric, labels = key
-        return f"{self.group.kind.name} {self.group.name!r} {metric}{list(labels) or ''}"
-
-
-def _pulled_state(profile: Profile, old: array.array[float] | None = None
-                  ) -> array.array[float] | None:
-    n = len(profile.pulled)
-    if not n:
-        return None
-    state = array.array("d", bytes(16 * n))
-    if old is not None:
-        state[:len(old)] = old
-    return state
-
-
-class Group:
-    """All components of one kind and name: live members, shared counters, retired readings."""
-
-    __slots__ = ("adders", "counters", "created", "dead", "finalized", "gauges", "handles",
-                 "histograms", "kind", "members", "name", "owner", "retired")
-
-    def __init__(self, kind: Kind, name: str, owner: Registry | None = None) -> None:
-        self.kind = kind
-        self.name = name
-        #: The registry holding this group (weakly).
-        self.owner: Callable[[], Registry | None] = (
-            weakref.ref(owner) if owner is not None else (lambda: None))
-        self.members: dict[int, Component] = {}  # id(component) -> component
-        self.counters: dict[Key, Counter] = {}
-        self.adders: dict[Key, Adder] = {}
-        self.histograms: dict[Key, Histogram] = {}
-        #: Gauges of the group as a whole (pending acquires of every pool of a name).
-        self.gauges: dict[Key, Callable[[], float | None]] = {}
-        self.retired: dict[Key, float] = {}  # pulled counters of collected members
-        # Components of collected members, appended by the weakref callback (which may run
-        # in any thread, inside any lock) and folded under the registry lock later.
-        self.dead: deque[Component] = deque()
-        self.created = Counter()
-        self.finalized = 0
-        #: The kind's hot-path handles for this name (bound once, see ``instrument.events``).
-        self.handles: Any = None
-
-    def counter(self, metric: str, *labels: str) -> Counter:
-        c = self.counters.get((metric, labels))
-        if c is None:
-            key = kind_key(self.kind, metric, labels, ("counter",))
-            c = self.counters.setdefault(key, Counter())
-        return c
-
-    def adder(self, metric: str, *labels: str) -> Adder:
-        a = self.adders.get((metric, labels))
-        if a is None:
-            key = kind_key(self.kind, metric, labels, ("counter",))
-            a = self.adders.setdefault(key, Adder())
-        return a
-
-    def histogram(self, metric: str, *labels: str) -> Histogram:
-        h = self.histograms.get((metric, labels))
-        if h is None:
-            key = kind_key(self.kind, metric, labels, ("histogram",))
-            h = self.histograms.setdefault(key, Histogram(self.kind.by_name[metric].buckets))
-        return h
-
-    def count_of(self, metric: str, histogram: Histogram, *labels: str) -> None:
-        """Export counter ``metric`` as the number of values ``histogram`` has seen."""
-        key = kind_key(self.kind, metric, labels, ("counter",))
-        self.counters.setdefault(key, CountOf(histogram))
-
-    def gauge(self, metric: str, read: Callable[[], float | None], *labels: str) -> None:
-        """A gauge of the whole group, read once per scrape (not summed over members)."""
-        key = kind_key(self.kind, metric, labels, ("gauge",), ("group",))
-        self.gauges[key] = read
-
-    def retire(self, comp: Component) -> None:
-        """Fold a collected member's last readings into the totals (registry lock held)."""
-        if self.members.pop(id(comp), None) is None:
-            return  # already retired
-        if comp.pulled is not None:
-            totals = comp.pulled_totals()
-            death = comp.profile.death
-            if death is not None:  # a shape that can read the object as it died
-                try:
-                    at_death = death(comp)
-                except Exception:
-                    at_death = None
-                if at_death is not None:
-                    totals = [max(t, d) for t, d in zip(totals, at_death, strict=False)]
-            for (key, _reader), total in zip(comp.profile.pulled, totals, strict=False):
-                self.retired[key] = self.retired.get(key, 0.0) + total
-        self.finalized += 1
-
-
-class Index:
-    """``key -> Component`` for live instrumented objects, read lock-free on hot paths.
-
-    An entry leaves when its object dies, from the weakref callback (any thread, maybe inside
-    a GC pass), before the object's id can be reused: a hit needs no liveness check.
-    """
-
-    __slots__ = ("entries", "get", "gone")
-
-    def __init__(self) -> None:
-        self.entries: dict[int, Component] = {}
-        entries = self.entries
-        get = entries.get
-        pop = entries.pop
-        self.get = get
-
-        def gone(comp: Component) -> None:
-            comp.group.dead.append(comp)
-            if get(comp.key) is comp:
-                pop(comp.key, None)
-
-        self.gone = gone
-
 
 FamilySource = Callable[[], Iterable[Family]]
-
-
-class _GroupSnapshot(NamedTuple):
-    """What a collection reads of one group, taken under the registry lock."""
-
-    group: Group
-    live: list[tuple[Component, Any]]
-    retired: dict[Key, float]
-    counters: list[tuple[Key, Counter]]
-    adders: list[tuple[Key, Adder]]
-    histograms: list[tuple[Key, Histogram]]
-    created: int
-    finalized: int
 
 
 class Registry:
@@ -464,7 +162,7 @@ class Registry:
             start = time.perf_counter()
             try:
                 job(start + budget_seconds)
-            except BaseException as exc:
+            except BaseException as exc:  # SystemExit from sampled user code: the others run
                 self.errors.record(name, name, exc)
             self.record_duration(name, time.perf_counter() - start)
 
@@ -625,7 +323,7 @@ class Registry:
             families.extend(self._self_families())
             return families
 
-    def _snapshot(self) -> list[_GroupSnapshot]:
+    def _snapshot(self) -> list[GroupSnapshot]:
         out = []
         with self._lock:
             for groups in self._groups.values():
@@ -638,7 +336,7 @@ class Registry:
                             group.retire(comp)
                         else:
                             live.append((comp, obj))
-                    out.append(_GroupSnapshot(
+                    out.append(GroupSnapshot(
                         group, live, dict(group.retired), list(group.counters.items()),
                         list(group.adders.items()), list(group.histograms.items()),
                         group.created.value(), group.finalized))
@@ -666,100 +364,8 @@ class Registry:
             families[kind.budget_metric].add({kind.label: name}, limit)
         return list(families.values())
 
-    def _collect_group(self, families: dict[str, Family], snap: _GroupSnapshot) -> None:
-        group, live = snap.group, snap.live
-        kind = group.kind
-        errors = self.errors
-        gauges: dict[Key, list[float]] = {}
-        failed: set[Key] = set()
-        counters = snap.retired
-        for key, c in snap.counters:
-            counters[key] = counters.get(key, 0.0) + c.value()
-        for key, a in snap.adders:
-            counters[key] = counters.get(key, 0.0) + a.value()
-        hists = {key: h.value() for key, h in snap.histograms}
-        bytes_key: Key | None = (kind.bytes_metric, ()) if kind.bytes_metric else None
-        sized: list[float] = []
-        unsized = 0
-        for comp, obj in live:
-            if comp.profile.resolve is not None:
-                resolve_profile(comp, obj, errors)
-            own_bytes = False
-            for key, reader in comp.profile.readers.items():
-                try:
-                    v = reader(obj)
-                    if v is None:
-                        continue
-                    v = float(v)  # a reader returning a list or a str fails here, counted
-                except Exception as exc:
-                    errors.record(kind.name, comp.source(key), exc)
-                    failed.add(key)
-                    continue
-                if math.isfinite(v):
-                    gauges.setdefault(key, []).append(v)
-                    own_bytes = own_bytes or key == bytes_key
-            if comp.profile.size is not None and not own_bytes:
-                size = comp.size
-                if size is None and time.perf_counter() < self._first_reads_until:
-                    try:
-                        size = sizing.refresh(comp, obj, self._first_reads_until)
-                    except Exception as exc:
-                        errors.record(kind.name, comp.source(bytes_key or ("", ())), exc)
-                        failed.add(bytes_key)  # type: ignore[arg-type]
-                if size is None:
-                    unsized += 1
-                else:
-                    sized.append(size)
-            for key, creader in comp.profile.with_comp.items():
-                try:
-                    v = creader(obj, comp)
-                    if v is None:
-                        continue
-                    v = float(v)
-                except Exception as exc:
-                    errors.record(kind.name, comp.source(key), exc)
-                    failed.add(key)
-                    continue
-                if math.isfinite(v):
-                    gauges.setdefault(key, []).append(v)
-            pulled = comp.profile.pulled
-            for i in range(len(pulled)):
-                key = pulled[i][0]
-                counters[key] = counters.get(key, 0.0) + comp.read_pulled(i, obj, errors)
-        if bytes_key is not None and sized:
-            if unsized:  # members not sized yet: as big as the sized ones, on average
-                sized.append(sum(sized) / len(sized) * unsized)
-            gauges.setdefault(bytes_key, []).extend(sized)
-        for key, read in list(group.gauges.items()):
-            try:
-                v = read()
-            except Exception as exc:
-                errors.record(kind.name, f"{kind.name} {group.name!r} {key[0]}", exc)
-                continue
-            if v is not None and math.isfinite(v):
-                gauges[key] = [float(v)]
-        base = {kind.label: group.name}
-        by_name = kind.by_name
-
-        def labels_of(key: Key) -> dict[str, str]:
-            return {**base, **dict(zip(by_name[key[0]].labels, key[1], strict=True))}
-
-        for m in kind.metrics:
-            if m.source == "live":
-                families[m.name].add(base, float(len(live)))
-            elif m.source == "created":
-                families[m.name].add(base, float(snap.created))
-            elif m.source == "finalized":
-                families[m.name].add(base, float(snap.finalized))
-        for key, vs in sorted(gauges.items()):
-            if key in failed:  # a partial sum would be a made-up value: leave it absent
-                continue
-            agg = sum(vs) if by_name[key[0]].agg == "sum" else max(vs)
-            families[key[0]].add(labels_of(key), agg)
-        for key, v in sorted(counters.items()):
-            families[key[0]].add(labels_of(key), v)
-        for key, hv in sorted(hists.items(), key=lambda kv: kv[0]):
-            families[key[0]].add(labels_of(key), hv)
+    def _collect_group(self, families: dict[str, Family], snap: GroupSnapshot) -> None:
+        read_group(families, snap, self.errors, self._first_reads_until)
 
     def _self_families(self) -> list[Family]:
         overflow = Family("memexport_series_overflow_total", "counter",
@@ -803,24 +409,39 @@ class Registry:
         for the RSS ledger on the collector thread; failures are counted and skipped.
         """
         out: dict[str, float] = {}
+        for kind, _obj, value, _comp in self.bytes_by_object(kinds_seen=out):
+            out[kind] += value
+        return out
+
+    def bytes_by_object(self, kinds_seen: dict[str, float] | None = None
+                        ) -> list[tuple[str, Any, float, Component]]:
+        """``(kind, object, bytes, component)`` for each live component whose kind has a
+        bytes gauge, read now (for the RSS ledger, which needs objects to find components
+        held inside other components): the object's own figure, else its sampled size.
+        ``kinds_seen`` gets a 0.0 for every such kind, even if empty."""
+        out: list[tuple[str, Any, float, Component]] = []
         for group in self.groups():
             metric = group.kind.bytes_metric
             if metric is None:
                 continue
             key: Key = (metric, ())
-            total = out.setdefault(group.kind.name, 0.0)
+            name = group.kind.name
+            if kinds_seen is not None:
+                kinds_seen.setdefault(name, 0.0)
             for comp in list(group.members.values()):
                 obj = comp()
-                reader = comp.profile.readers.get(key) if obj is not None else None
-                if reader is None:
+                if obj is None:
                     continue
+                reader = comp.profile.readers.get(key)
                 try:
-                    v = reader(obj)
-                    if v is not None:
-                        total += float(v)
+                    v = reader(obj) if reader is not None else None
                 except Exception as exc:
-                    self.errors.record(group.kind.name, comp.source(key), exc)
-            out[group.kind.name] = total
+                    self.errors.record(name, comp.source(key), exc)
+                    continue
+                if v is None:
+                    v = comp.size
+                if v is not None:
+                    out.append((name, obj, float(v), comp))
         return out
 
     # -- introspection for tests and the demo --------------------------------------------
@@ -830,33 +451,6 @@ class Registry:
         with self._lock:
             groups = [g for gs in self._groups.values() for g in gs.values()]
         return sum(1 for g in groups for c in list(g.members.values()) if c() is not None)
-
-
-def resolve_profile(comp: Component, obj: Any, errors: ErrorLog) -> Profile:
-    """Replace a component's placeholder profile by the one its object calls for."""
-    placeholder = comp.profile
-    resolve = placeholder.resolve
-    if resolve is None:
-        return placeholder
-    try:
-        profile = resolve(obj)
-    except Exception as exc:  # recognition failed: counted, the placeholder stays
-        errors.record(comp.group.kind.name, f"{comp.group.kind.name} {comp.group.name!r} "
-                      f"({type(obj).__qualname__} instance)", exc)
-        return placeholder
-    comp.profile = profile
-    comp.pulled = _pulled_state(profile) if profile.pulled else None
-    return profile
-
-
-def profile_now(comp: Component, obj: Any) -> Profile:
-    """The component's profile, resolved first if it is a placeholder (hot paths of a
-    decorated class's instance, before any scrape saw it)."""
-    profile = comp.profile
-    if profile.resolve is None:
-        return profile
-    registry = comp.group.owner()
-    return resolve_profile(comp, obj, registry.errors if registry is not None else ErrorLog())
 
 
 _EMPTY: dict[str, Profile] = {}

@@ -30,8 +30,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from memexport.core.component import Component, resolve_profile
+
 if TYPE_CHECKING:  # pragma: no cover
-    from memexport.core.registry import Component, Registry
+    from memexport.core.registry import Registry
 
 __all__ = [
     "DEFAULT_LIMIT_OBJECTS",
@@ -258,8 +260,6 @@ class SizerJob:
         self._total = 0
 
     def _members(self) -> list[Component]:
-        from memexport.core.registry import resolve_profile
-
         out = []
         errors = self._registry.errors
         for group in self._registry.groups():

@@ -20,7 +20,7 @@ import memexport
 __all__ = ["PART_MODULES", "SCENARIOS", "Part", "run"]
 
 #: Sibling modules that contribute parts; missing ones are skipped.
-PART_MODULES = ("core", "caches", "pools", "agents")
+PART_MODULES = ("core", "caches", "pools", "agents", "native")
 SCENARIOS = {
     "healthy": "steady load: caches at capacity, pools returning resources, sessions ending",
     "leak": "a component and RSS grow steadily: unbounded cache, leaked resource, "
@@ -77,7 +77,8 @@ def run(*, port: int, addr: str, duration: float | None, scenario: str, tick: fl
     # Parts first: their imports (LangGraph, SQLAlchemy) are not the app's allocations.
     parts = load_parts(scenario)
     # The demo shows everything, opt-in probes included (USS and tracemalloc cost CPU).
-    collector = memexport.start_collector(collector_interval, uss=True, tracemalloc=True)
+    collector = memexport.start_collector(collector_interval, uss=True, tracemalloc=True,
+                                          census=True)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from memexport.core.checks import shown, validate_name
 from memexport.core.model import Kind
@@ -35,9 +35,11 @@ from memexport.instrument import adapters, patching
 from memexport.instrument.derive import derived_class
 from memexport.instrument.events import Events
 
-__all__ = ["NOT_GIVEN", "ClassPlan", "KindSpec", "Shape", "Style", "on_target", "replacing"]
+__all__ = ["NOT_GIVEN", "SPECS", "ClassPlan", "KindSpec", "Shape", "Style", "on_target",
+           "replacing", "uninstrument"]
 
 Style = Literal["read", "proxy", "tracked", "patch", "listen"]
+T = TypeVar("T")
 
 #: The "no object given" default of the public functions (decorator use).
 NOT_GIVEN: Any = type("NotGiven", (), {"__repr__": lambda self: "NOT_GIVEN"})()
@@ -174,6 +176,13 @@ class KindSpec:
         self._profiles: dict[tuple[int, Hashable, Hashable, bool], Profile] = {}
         self._classes: weakref.WeakKeyDictionary[type, ClassPlan] = weakref.WeakKeyDictionary()
         self._lock = threading.RLock()
+        SPECS.append(self)
+
+    def instrumented(self, target: Any) -> bool:
+        """Whether ``target`` (an object or a class) is instrumented as this kind."""
+        if isinstance(target, type):
+            return target in self._classes
+        return self.claimed(target) is not None
 
     # -- recognition ------------------------------------------------------------------------
 
@@ -218,8 +227,10 @@ class KindSpec:
 
     def claimed(self, obj: Any) -> Component | None:
         comp = self.index.get(id(obj))
-        if comp is None:
-            comp = getattr(obj, "_self_component", None) if _is_proxy(obj) else None
+        if comp is None and _is_proxy(obj):
+            comp = object.__getattribute__(obj, "_self_component")
+            if comp is None or comp.group.kind is not self.kind:
+                return None  # a proxy of another kind
         return comp
 
     def instrument(self, obj: Any, name: Any, registry: Registry, opts: Any) -> Any:
@@ -349,6 +360,10 @@ class KindSpec:
         if callable(undo):
             undo()
         if obj is not None and _is_proxy(obj):
+            # The proxy the app may still hold stops counting: back to its kind's plain base
+            # (same slots), whose methods only forward.
+            _SET_CLASS(obj, _plain_base(type(obj)))
+            obj._self_component = None
             return obj.__wrapped__
         if obj is not None and hasattr(type(obj), "__memexport_tracked__"):
             detached = type(obj).__mro__[1]  # the tracked base: a plain builtin subclass
@@ -372,6 +387,21 @@ class KindSpec:
             return cls
 
 
+#: Every kind, in the order defined (``uninstrument`` asks each).
+SPECS: list[KindSpec] = []
+
+
+def uninstrument(target: T) -> T:
+    """Undo ``memexport.<kind>(target, ...)``: returns the original object (the proxy's
+    target, the object itself, or the class with its methods restored), no longer counted.
+    Counts made so far stay in the name's totals. ``ValueError`` if it is not instrumented."""
+    for spec in SPECS:
+        if spec.instrumented(target):
+            return spec.uninstrument(target)  # type: ignore[no-any-return]
+    raise ValueError(f"this {_type_name(target) if not isinstance(target, type) else 'class'} "
+                     f"is not instrumented by memexport")
+
+
 def registry_unregister(comp: Component, index: Index) -> None:
     """Retire ``comp`` from its group now and drop it from ``index``."""
     registry = comp.group.owner()
@@ -379,6 +409,18 @@ def registry_unregister(comp: Component, index: Index) -> None:
         registry.unregister(comp, index)
     elif index.entries.get(comp.key) is comp:
         index.entries.pop(comp.key, None)
+
+
+#: ``object.__class__``'s own setter: wrapt's ``__class__`` property would set the wrapped's.
+_SET_CLASS = object.__dict__["__class__"].__set__
+
+
+def _plain_base(cls: type) -> type:
+    """The first class above the per-name ones: the kind's proxy base."""
+    for klass in cls.__mro__:
+        if vars(klass).get("__memexport_base__"):
+            return klass
+    return cls
 
 
 def _is_proxy(obj: Any) -> bool:

@@ -95,5 +95,7 @@ def proxy_base(kind: str, slots: tuple[str, ...] = (), context: bool = False) ->
                 if context:
                     base = type(base.__name__, (base,), {"__slots__": (), **CONTEXT})
                 base.__qualname__ = base.__name__ = f"{kind.title()}Proxy"
+                base.__memexport_base__ = True  # what an uninstrumented proxy
+                # goes back to
                 _bases[key] = base
     return base

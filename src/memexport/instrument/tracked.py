@@ -40,6 +40,12 @@ def _reduce_list(self: Any) -> Any:
     return (list, (list(self),))
 
 
+def _plain_copy(self: Any) -> Any:
+    """``copy.copy``: the plain builtin (deque and defaultdict would copy as their type)."""
+    make, args = self.__reduce__()
+    return make(*args)
+
+
 #: Builtins that have a tracked form, and how they pickle (as themselves).
 _REDUCE: dict[type, Callable[[Any], Any]] = {
     dict: _reduce_dict, OrderedDict: _reduce_ordered, defaultdict: _reduce_default,
@@ -70,6 +76,7 @@ def tracked_base(builtin: type, slots: tuple[str, ...] = ()) -> type:
                                   "_me_component", *slots),
                     "__init__": __init__,
                     "__reduce__": _REDUCE[builtin],
+                    "__copy__": _plain_copy,
                     "__memexport_tracked__": True,
                     "__module__": __name__,
                 }

@@ -113,8 +113,9 @@ def use_opentelemetry(
 
 
 def _forget(key: Any) -> None:
-    with _exports_lock:
-        _exports.pop(key, None)
+    # A finalizer: it may run inside any lock of this thread, during a GC pass triggered in
+    # use_opentelemetry itself. A dict pop is atomic: no lock, no deadlock.
+    _exports.pop(key, None)
 
 
 def _forget_export(export: OpenTelemetryExport) -> None:

@@ -1,0 +1,154 @@
+"""tracemalloc on the collector thread: traced bytes, the top sites, and growing sites.
+
+One snapshot per tick, grouped by allocation line first (a dict over the raw traces) and only
+then filtered: rows whose file is tracemalloc's, importlib's or this package's are dropped
+(a few thousand rows, not every trace as ``Snapshot.filter_traces`` does). The grouping loop
+is time-boxed: past its deadline the traces not yet grouped are left out and the sums scaled
+up from the share grouped (``memexport_tracemalloc_coverage_ratio`` says how much). Growth
+between ticks feeds a ``GrowthRanker``: the leak suspects.
+
+The same pass sums the traces over 512 bytes (pymalloc's limit): Python allocations that
+live in the C allocator, which the RSS ledger moves from ``malloc_used`` to Python objects.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+import tracemalloc as _tm
+from dataclasses import dataclass, field
+
+from memexport.core.model import Family
+from memexport.process.suspects import GrowthRanker
+
+__all__ = ["SMALL_REQUEST_THRESHOLD", "TraceReading", "TraceSites", "group_traces"]
+
+#: Requests up to this size are served by pymalloc; larger ones by the C allocator.
+SMALL_REQUEST_THRESHOLD = 512
+_CHUNK = 65_536  # traces grouped between two looks at the clock
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+#: Files whose allocation sites are never reported (patterns, as tracemalloc.Filter takes).
+EXCLUDED_FILES = (
+    _tm.__file__,
+    "<frozen importlib._bootstrap>",
+    "<frozen importlib._bootstrap_external>",
+    "<unknown>",
+    os.path.join(_OWN_DIR, "*"),
+)
+
+Frame = tuple[str, int]
+
+
+@dataclass
+class TraceReading:
+    """One tick of tracemalloc: totals, sites by bytes, and what the tick covered."""
+
+    traced: int
+    peak: int
+    overhead: int  # memory tracemalloc itself uses (its tables; in the C heap)
+    large: int  # bytes in traces over 512 B (scaled up with coverage < 1)
+    small_blocks: int  # traces of 512 B or less (pymalloc blocks), scaled likewise
+    coverage: float  # share of traces grouped within the time box
+    traces: int
+    sites: dict[str, float] = field(default_factory=dict)  # "file.py:line" -> bytes
+
+
+def group_traces(traces: list[tuple[int, int, tuple[Frame, ...], int]], deadline: float
+                 ) -> tuple[dict[Frame | None, int], int, int, int]:
+    """Bytes per most recent frame, bytes and count of large traces, over the traces grouped
+    before ``deadline`` (``time.perf_counter()``); returns (by_frame, large, n_large, grouped)."""
+    by: dict[tuple[Frame, ...], int] = {}
+    get = by.get
+    large = n_large = 0
+    limit = SMALL_REQUEST_THRESHOLD
+    n = len(traces)
+    done = 0
+    while done < n:
+        end = min(n, done + _CHUNK)
+        for _domain, size, frames, _total in traces[done:end]:
+            by[frames] = get(frames, 0) + size
+            if size > limit:
+                large += size
+                n_large += 1
+        done = end
+        if time.perf_counter() > deadline:
+            break
+    by_frame: dict[Frame | None, int] = {}
+    for frames, size in by.items():  # a traceback per distinct stack: few
+        key = frames[0] if frames else None
+        by_frame[key] = by_frame.get(key, 0) + size
+    return by_frame, large, n_large, done
+
+
+class TraceSites:
+    """Reads tracemalloc once per tick; ``top`` sites by size, suspects by growth."""
+
+    def __init__(self, top: int = 10, *, suspects: GrowthRanker | None = None) -> None:
+        self.top = top
+        self.suspects = suspects if suspects is not None else GrowthRanker(top=top)
+        self._excluded: dict[str, bool] = {}
+
+    def _is_excluded(self, filename: str) -> bool:
+        hit = self._excluded.get(filename)
+        if hit is None:
+            hit = any(fnmatch.fnmatch(filename, p) for p in EXCLUDED_FILES)
+            if len(self._excluded) < 100_000:
+                self._excluded[filename] = hit
+        return hit
+
+    def read(self, budget_seconds: float) -> TraceReading | None:
+        """A reading now, or None when tracemalloc is not tracing (series absent)."""
+        if not _tm.is_tracing():
+            return None
+        start = time.perf_counter()
+        current, peak = _tm.get_traced_memory()
+        overhead = _tm.get_tracemalloc_memory()
+        traces = _tm._get_traces()  # type: ignore[attr-defined]  # what take_snapshot() wraps
+        by_frame, large, n_large, grouped = group_traces(traces, start + budget_seconds)
+        n = len(traces)
+        del traces
+        scale = n / grouped if grouped else 0.0
+        sites: dict[str, float] = {}
+        for frame, size in by_frame.items():
+            if frame is None:
+                label = "<unknown>:0"
+            else:
+                if self._is_excluded(frame[0]):
+                    continue
+                label = f"{os.path.basename(frame[0])}:{frame[1]}"
+            sites[label] = sites.get(label, 0.0) + size * scale
+        self.suspects.update(sites)
+        return TraceReading(traced=int(current), peak=int(peak), overhead=int(overhead),
+                            large=int(large * scale), small_blocks=int((grouped - n_large) * scale),
+                            coverage=grouped / n if n else 1.0,
+                            traces=n, sites=sites)
+
+    def families(self, r: TraceReading) -> list[Family]:
+        top = sorted(r.sites.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top]
+        out = [
+            Family("memexport_tracemalloc_traced_bytes", "gauge",
+                   "Bytes currently allocated by Python and traced by tracemalloc.", "bytes",
+                   [({}, float(r.traced))]),
+            Family("memexport_tracemalloc_peak_bytes", "gauge",
+                   "Peak of traced bytes since tracemalloc started.", "bytes",
+                   [({}, float(r.peak))]),
+            Family("memexport_tracemalloc_overhead_bytes", "gauge",
+                   "Memory tracemalloc itself uses for its traces (in the C heap).", "bytes",
+                   [({}, float(r.overhead))]),
+            Family("memexport_tracemalloc_coverage_ratio", "gauge",
+                   "Share of traces grouped by the last tick within its time box (1 = all; "
+                   "below 1 the site sizes are scaled up from a sample).", "ratio",
+                   [({}, r.coverage)]),
+            Family("memexport_tracemalloc_site_bytes", "gauge",
+                   "Bytes traced by tracemalloc per allocation site (top N by size).", "bytes",
+                   [({"site": s}, float(n)) for s, n in top]),
+        ]
+        growth = Family("memexport_tracemalloc_site_growth_bytes", "gauge",
+                        "Leak suspects: growth of the allocation sites that grew in several "
+                        "consecutive collector ticks, since their growth began (top N; the "
+                        "rest summed in site=\"__overflow__\").", "bytes")
+        for site, grown, _value in self.suspects.suspects():
+            growth.add({"site": site}, float(grown))
+        out.append(growth)
+        return out
