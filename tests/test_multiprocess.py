@@ -394,7 +394,7 @@ def test_each_worker_pushes_over_otlp(tmp_path):
                         if p[0].get("memexport.cache.name") == "request_scratch")
             return got if total == 110 else None
 
-        got = wait_for(per_worker, 30, "a push from every worker with all its counts")
+        got = wait_for(per_worker, 90, "a push from every worker with all its counts")
         ids = {next(iter(m.values()))["resource"]["service.instance.id"] for m in got.values()}
         assert len(ids) == 2  # series of sibling workers never collide
         for m in got.values():

@@ -132,7 +132,7 @@ def _compare(stores: dict[str, Any], queries: list[tuple[str, str]]) -> list[str
 
 def test_prometheus_agent_mode_forwards_every_target(stores: dict[str, Any]) -> None:
     vm_agent: VictoriaMetrics = stores["vm_agent"]
-    got = wait_for(lambda: _vm(vm_agent, f'count by (instance) ({{job="{JOB}"}})'), 30,
+    got = wait_for(lambda: _vm(vm_agent, f'count by (instance) ({{job="{JOB}"}})'), 90,
                    "the agent's series in VictoriaMetrics")
     assert {r["metric"]["instance"] for r in got} == set(stores["targets"])
     # the agent forwards the same families the server scrapes
