@@ -124,6 +124,8 @@ def test_public_functions_shadow_no_module() -> None:
 
 
 def test_init_exports_the_public_api_and_nothing_else() -> None:
+    for name in memexport.__all__:
+        getattr(memexport, name)  # each public name resolves (imported on first use)
     public = {n for n, v in vars(memexport).items()
               if not n.startswith("_") and not isinstance(v, types.ModuleType)}
     assert public == set(memexport.__all__)

@@ -1,5 +1,5 @@
 """Dashboard "memexport / Where memory goes": the RSS ledger, retention, cgroup OOM kills and
-pressure, leak suspects (growing allocation sites and types)."""
+pressure, leak suspects (growing allocation sites)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,6 @@ UNATTRIBUTED_SHARE = f"{_class('unattributed')} / {TOTAL_I}"
 RETAINED_SEL = metric(LEDGER, extra='class=~"malloc_free|pymalloc_free"')
 RETAINED = f"sum by (instance) ({RETAINED_SEL})"
 PSI_AVG60 = metric("memexport_memory_pressure_average_ratio", extra='window="60s"')
-TYPE_OBJECTS = metric("memexport_type_objects", extra='type!="__overflow__"')
 RETAINED_SHARE = f"{RETAINED} / {TOTAL_I}"
 
 
@@ -67,7 +66,7 @@ def build() -> dict[str, Any]:
         "Where the resident memory of memexport-instrumented Python apps goes: the RSS ledger "
         "(instrumented components, other Python objects, allocator free memory, native "
         "allocations, file pages, and the unattributed remainder), allocator retention, OOM "
-        "kills and memory pressure of the cgroup, and the allocation sites and types that keep "
+        "kills and memory pressure of the cgroup, and the allocation sites that keep "
         "growing. See docs/ledger.md for each class's source.",
     )
 
@@ -227,7 +226,6 @@ def build() -> dict[str, Any]:
 
     d = d.with_row(row("Leak suspects"))
     growth = metric("memexport_tracemalloc_site_growth_bytes", extra='site!="__overflow__"')
-    types = metric("memexport_type_growth_objects", extra='type!="__overflow__"')
     for panel in (
         table(
             "Top growing allocation sites",
@@ -242,21 +240,6 @@ def build() -> dict[str, Any]:
             [target(f"topk(10, max by (instance, site) ({growth}))", "{{instance}} {{site}}")],
             BYTES,
             description="Growth of the suspect sites; a line that climbs for hours is the leak.",
-        ),
-        table(
-            "Growing types (census)",
-            [target(f"topk(10, max by (type) ({types}))", table=True)],
-            COUNT,
-            description="Types whose live object count grew in 3 consecutive ticks (type "
-            "census, opt-in with census=True), by growth.",
-            rename={"Value": "grown"},
-        ),
-        timeseries(
-            "Live objects of growing types",
-            [target(f"topk(10, max by (instance, type) ({TYPE_OBJECTS}))",
-                    "{{instance}} {{type}}")],
-            COUNT,
-            description="Live objects of the growing types.",
         ),
         timeseries(
             "tracemalloc coverage and overhead",

@@ -2,25 +2,32 @@
 
 Wrap the objects that hold memory, start the exporter, and let Prometheus alert rules and
 Grafana dashboards (shipped beside this package) watch them.
+
+Each public name is imported on first use (PEP 562), so ``import memexport`` costs little and
+an app that never calls ``use_opentelemetry`` or instruments a pool never loads those parts.
 """
 
-from memexport.core.budgets import budget
-from memexport.core.config import configure
-from memexport.core.registry import REGISTRY
-from memexport.exporters.otel import use_opentelemetry  # needs opentelemetry only when called
-from memexport.exporters.prometheus import (
-    MetricsServer,
-    make_asgi_app,
-    make_wsgi_app,
-    start_http_server,
-)
-from memexport.instrument.kind import uninstrument
-from memexport.kinds.agent import agent
-from memexport.kinds.cache import cache
-from memexport.kinds.cleanup import cleanup
-from memexport.kinds.conversation import conversation
-from memexport.kinds.pool import pool
-from memexport.process.collector import start_collector, stop_collector
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:  # the public API as type checkers see it
+    from memexport.core.budgets import budget
+    from memexport.core.config import configure
+    from memexport.core.registry import REGISTRY
+    from memexport.exporters.otel import use_opentelemetry
+    from memexport.exporters.prometheus import (
+        MetricsServer,
+        make_asgi_app,
+        make_wsgi_app,
+        start_http_server,
+    )
+    from memexport.instrument.kind import uninstrument
+    from memexport.kinds.agent import agent
+    from memexport.kinds.cache import cache
+    from memexport.kinds.cleanup import cleanup
+    from memexport.kinds.conversation import conversation
+    from memexport.kinds.pool import pool
+    from memexport.process.collector import start_collector, stop_collector
 
 __all__ = [
     "REGISTRY",
@@ -41,3 +48,36 @@ __all__ = [
     "use_opentelemetry",
 ]
 __version__ = "0.1.0"
+
+#: Where each public name lives.
+_HOMES = {
+    "REGISTRY": "memexport.core.registry",
+    "MetricsServer": "memexport.exporters.prometheus",
+    "agent": "memexport.kinds.agent",
+    "budget": "memexport.core.budgets",
+    "cache": "memexport.kinds.cache",
+    "cleanup": "memexport.kinds.cleanup",
+    "configure": "memexport.core.config",
+    "conversation": "memexport.kinds.conversation",
+    "make_asgi_app": "memexport.exporters.prometheus",
+    "make_wsgi_app": "memexport.exporters.prometheus",
+    "pool": "memexport.kinds.pool",
+    "start_collector": "memexport.process.collector",
+    "start_http_server": "memexport.exporters.prometheus",
+    "stop_collector": "memexport.process.collector",
+    "uninstrument": "memexport.instrument.kind",
+    "use_opentelemetry": "memexport.exporters.otel",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'memexport' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(home), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

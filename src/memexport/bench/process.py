@@ -1,5 +1,5 @@
-"""Bench cases for the process collector's readings: the RSS ledger, cgroup forensics, the
-type census and a whole tick with and without them (CPU time of the collector thread)."""
+"""Bench cases for the process collector's readings: the RSS ledger, cgroup forensics and a
+whole tick with and without them (CPU time of the collector thread)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ import time
 from memexport.bench import Case
 from memexport.core.registry import Registry
 from memexport.process import cgroup, ledger, reader
-from memexport.process.census import TypeCensus
 from memexport.process.collector import ProcessCollector
 
 
 def cases(quick: bool) -> list[Case]:
     reg = Registry()
     proc = reader.current()
-    census = TypeCensus()
     bare = ProcessCollector(reg, ledger=False, cgroup=False)
     full = ProcessCollector(Registry())
 
@@ -26,10 +24,6 @@ def cases(quick: bool) -> list[Case]:
     def read_cgroup(n: int) -> None:
         for _ in range(n):
             cgroup.read_cgroup()
-
-    def count_types(n: int) -> None:
-        for _ in range(n):
-            census.read(1.0)
 
     def tick_bare(n: int) -> None:
         for _ in range(n):
@@ -46,8 +40,6 @@ def cases(quick: bool) -> list[Case]:
              target="< 2 ms CPU per tick", clock=cpu),
         Case("process: cgroup forensics, one reading (CPU)", read_cgroup,
              target="< 1 ms CPU", clock=cpu),
-        Case("process: type census, one reading of all objects (CPU)", count_types,
-             target="opt-in; < 100 ms per million objects", clock=cpu),
         Case(base, tick_bare, clock=cpu),
         Case("process: one tick, ledger and cgroup on (default) (CPU)", tick_full, base,
              target="< 2 ms CPU", clock=cpu),

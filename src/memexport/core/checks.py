@@ -6,11 +6,13 @@ are truncated, numbers shown as they are, any other object only by its type.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["positive_number", "shown", "validate_name"]
+__all__ = ["cached_options", "positive_number", "shown", "validate_name"]
 
 #: Characters of a shown string value before it is cut.
 SHOWN_CHARS = 60
@@ -60,3 +62,27 @@ def positive_number(value: object, what: str, *, allow_zero: bool = False,
         which = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{what} must be a {which} finite number, got {shown(value)}")
     return float(value)  # type: ignore[arg-type]
+
+
+Opts = TypeVar("Opts")
+
+
+def cached_options(validate: Callable[..., Opts]) -> Callable[..., Opts]:
+    """Cache a kind's keyword-only options validator: the same plain arguments (the usual
+    case: one call site per session or request) give the same validated options without the
+    work. Only names, numbers and types are cached: a callable argument could hold the app's
+    objects, which a cache must not keep alive."""
+    cached = functools.lru_cache(maxsize=256)(validate)
+
+    @functools.wraps(validate)
+    def options(**kwargs: Any) -> Opts:
+        if all(_plain(v) for v in kwargs.values()):
+            return cached(**kwargs)
+        return validate(**kwargs)
+    return options
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str | type):
+        return True
+    return isinstance(value, tuple) and all(_plain(v) for v in value)

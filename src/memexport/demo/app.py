@@ -77,8 +77,7 @@ def run(*, port: int, addr: str, duration: float | None, scenario: str, tick: fl
     # Parts first: their imports (LangGraph, SQLAlchemy) are not the app's allocations.
     parts = load_parts(scenario)
     # The demo shows everything, opt-in probes included (USS and tracemalloc cost CPU).
-    collector = memexport.start_collector(collector_interval, uss=True, tracemalloc=True,
-                                          census=True)
+    collector = memexport.start_collector(collector_interval, uss=True, tracemalloc=True)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -80,6 +80,10 @@ class Shape:
     style: ClassVar[Style] = "read"
     #: What the shape is, for error texts and docs ("a cachetools cache").
     label: ClassVar[str] = ""
+    #: Whether the match, the checks and the variant depend on the object's type (and the
+    #: options) alone: then they are worked out once per type, and instrumenting another
+    #: object of it costs its registration only. Shapes reading the instance say False.
+    by_type: ClassVar[bool] = True
 
     def matches(self, obj: Any, opts: Any) -> bool:
         """Whether this shape handles ``obj`` (explicit options included)."""
@@ -175,6 +179,10 @@ class KindSpec:
         self.index = Index()
         self._profiles: dict[tuple[int, Hashable, Hashable, bool], Profile] = {}
         self._classes: weakref.WeakKeyDictionary[type, ClassPlan] = weakref.WeakKeyDictionary()
+        self._plans: weakref.WeakKeyDictionary[type, dict[Any, tuple[Shape, Any, Profile]]] = (
+            weakref.WeakKeyDictionary())
+        self._patched: weakref.WeakKeyDictionary[type, set[Any]] = weakref.WeakKeyDictionary()
+        self._names: set[str] = set()
         self._lock = threading.RLock()
         SPECS.append(self)
 
@@ -215,9 +223,34 @@ class KindSpec:
 
     def check_call(self, name: Any, registry: Any) -> None:
         """Validate the name and registry of a decorator call now, not at decoration."""
-        validate_name(self.kind.name, name)
+        if name not in self._names:
+            validate_name(self.kind.name, name)
+            if len(self._names) < 10_000:
+                self._names.add(name)
         if not isinstance(registry, Registry):
             raise ValueError(f"registry={shown(registry)} is not a memexport Registry")
+
+    def plan_for(self, obj: Any, opts: Any) -> tuple[Shape, Any, Profile]:
+        """(shape, variant, profile) of ``obj``: worked out once per type and options for a
+        shape that depends on them alone."""
+        cls = type(obj)
+        try:
+            per_type = self._plans.get(cls)
+        except TypeError:  # a type that takes no weak reference: no cache
+            per_type = None
+        plan = per_type.get(opts) if per_type is not None else None
+        if plan is not None:
+            return plan
+        shape = self.shape_for(obj, opts)
+        shape.check(obj, opts)
+        variant = shape.variant(obj, opts)
+        plan = (shape, variant, self.profile_of(shape, obj, opts, proxy=shape.style == "proxy"))
+        if shape.by_type:
+            try:
+                self._plans.setdefault(cls, {})[opts] = plan
+            except TypeError:
+                pass
+        return plan
 
     def handles(self, registry: Registry, name: str) -> Any:
         """The hot-path handles of ``name`` in ``registry`` (its group's, bound once)."""
@@ -250,20 +283,18 @@ class KindSpec:
                         f"instrument it once and share the object returned")
                 if target is not None:
                     return target
-            shape = self.shape_for(obj, opts)
-            shape.check(obj, opts)
-            profile = self.profile_of(shape, obj, opts, proxy=shape.style == "proxy")
+            shape, variant, profile = self.plan_for(obj, opts)
             group = registry.group(self.kind, name)
             # A read shape pushes nothing: no event series of its own (they would read 0).
             handles = self.events.bind(group) if shape.style != "read" else None
             with registry.wiring:
-                return self._wire(shape, obj, group, handles, profile, registry, opts)
+                return self._wire(shape, variant, obj, group, handles, profile, registry, opts)
 
-    def _wire(self, shape: Shape, obj: Any, group: Group, handles: Any, profile: Profile,
-              registry: Registry, opts: Any) -> Any:
+    def _wire(self, shape: Shape, variant: Any, obj: Any, group: Group, handles: Any,
+              profile: Profile, registry: Registry, opts: Any) -> Any:
         style = shape.style
         if style == "proxy" or style == "tracked":
-            cls = derived_class(handles.classes, (id(shape), shape.variant(obj, opts)),
+            cls = derived_class(handles.classes, (id(shape), variant, opts),
                                 shape.base(obj), lambda: shape.methods(handles, obj, opts))
             target = shape.build(cls, obj, opts)
             key = id(obj) if style == "proxy" else id(target)
@@ -273,8 +304,11 @@ class KindSpec:
             shape.wired(target, obj, comp, handles, opts)
             return target
         if style == "patch":
-            for attr, factory in shape.patches(type(obj), self.index, opts, profile).items():
-                patching.patch(type(obj), attr, factory, f"{self.kind.name}:{attr}")
+            done = self._patched.setdefault(type(obj), set())
+            if (id(shape), variant, opts) not in done:  # the class's methods, replaced once
+                for attr, factory in shape.patches(type(obj), self.index, opts, profile).items():
+                    patching.patch(type(obj), attr, factory, f"{self.kind.name}:{attr}")
+                done.add((id(shape), variant, opts))
             comp = registry.register(obj, self.kind, group, profile, index=self.index)
             shape.wired(obj, obj, comp, handles, opts)
             return obj

@@ -95,7 +95,7 @@ def proxy_base(kind: str, slots: tuple[str, ...] = (), context: bool = False) ->
                 if context:
                     base = type(base.__name__, (base,), {"__slots__": (), **CONTEXT})
                 base.__qualname__ = base.__name__ = f"{kind.title()}Proxy"
-                base.__memexport_base__ = True  # what an uninstrumented proxy
-                # goes back to
+                # What an uninstrumented proxy goes back to.
+                setattr(base, "__memexport_base__", True)  # noqa: B010
                 _bases[key] = base
     return base

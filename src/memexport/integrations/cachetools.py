@@ -333,6 +333,7 @@ class CachetoolsShape(Shape):
 
     style = "proxy"
     label = "a cachetools cache"
+    by_type = False  # with a getsizeof or not is per instance
 
     def matches(self, obj: Any, opts: CacheOptions) -> bool:
         return not opts.methods_given and isinstance(obj, _ct().Cache)

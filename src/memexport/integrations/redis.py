@@ -21,6 +21,7 @@ from ``ConnectionPool``, ``ConnectionError("No connection available.")`` from
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 from memexport.core.model import Kind
@@ -45,12 +46,9 @@ def _redis_classes() -> tuple[type, ...]:
         classes.append(redis.ConnectionPool)
     except ImportError:
         pass
-    try:
-        import redis.asyncio
-
-        classes.append(redis.asyncio.ConnectionPool)
-    except ImportError:
-        pass
+    aio = sys.modules.get("redis.asyncio")  # imported by the app, or no such pool exists
+    if aio is not None:
+        classes.append(aio.ConnectionPool)
     return tuple(classes)
 
 

@@ -3,7 +3,7 @@
 ``limits`` (the memory limit and cgroup paths), ``reader`` (the one psutil / /proc reader),
 ``gcpause`` (GC pauses), ``tracesites`` and ``suspects`` (tracemalloc sites and leak
 suspects), ``allocator`` (glibc and pymalloc), ``cgroup`` (OOM and pressure forensics),
-``ledger`` (the RSS ledger), ``census`` (the optional type census), ``collector`` (the
+``ledger`` (the RSS ledger), ``collector`` (the
 thread).
 """
 

@@ -4,7 +4,7 @@ It replaces the guide's ``MemoryMonitor`` (RSS against 80 % of a host total),
 ``AutomaticMemoryManager`` statistics and ``MemoryProfiler``: every scrape serves the latest
 reading (``registry.add_source("process", collector.families)``), so a scrape never waits on a
 probe. Each probe lives in its own module of this package (``limits``, ``reader``,
-``gcpause``, ``tracesites``, ``cgroup``, ``allocator``, ``ledger``, ``census``); this module
+``gcpause``, ``tracesites``, ``cgroup``, ``allocator``, ``ledger``); this module
 times them (``memexport_collector_duration_seconds{collector}``), counts their failures
 (``memexport_collector_errors_total{collector}``) and skips them: a series that cannot be
 read is absent, never a made-up value, and nothing here raises into the application.
@@ -34,7 +34,6 @@ from memexport.core.model import Family
 from memexport.core.registry import REGISTRY, Registry
 from memexport.process import cgroup as cgroup_files
 from memexport.process import ledger as rss_ledger
-from memexport.process.census import TypeCensus
 from memexport.process.gcpause import GC_PAUSE_BUCKETS, GCPauses
 from memexport.process.ledger import Ledger
 from memexport.process.limits import (
@@ -63,9 +62,8 @@ DEFAULT_INTERVAL = 15.0
 MIN_INTERVAL = 0.01
 #: Time the tracemalloc grouping of one tick may take before it samples (see tracesites).
 TRACEMALLOC_BUDGET = 0.5
-#: Time the ledger's component readings and the type census may take per tick.
+#: Time the ledger's component readings may take per tick.
 LEDGER_BUDGET = 0.05
-CENSUS_BUDGET = 0.1
 _EXIT_JOIN_TIMEOUT = 1.0
 _CHILD_FIRST_TICK = 0.1  # a forked child's first reading waits this long (or the interval)
 
@@ -126,8 +124,7 @@ class ProcessCollector:
 
     ``cgroup_root`` and ``proc_root`` point the cgroup lookups elsewhere (tests feed fixture
     trees); ``probes`` adds ``(collector, fn)`` pairs whose families join each reading.
-    ``ledger`` (on) adds the RSS ledger and ``cgroup`` (on) the cgroup forensics; ``census``
-    (off) the type census.
+    ``ledger`` (on) adds the RSS ledger and ``cgroup`` (on) the cgroup forensics.
     """
 
     def __init__(
@@ -140,7 +137,6 @@ class ProcessCollector:
         tracemalloc_top: int = 10,
         ledger: bool = True,
         cgroup: bool = True,
-        census: bool = False,
         cgroup_root: str = DEFAULT_CGROUP_ROOT,
         proc_root: str = DEFAULT_PROC_ROOT,
         probes: Sequence[Probe] = (),
@@ -152,7 +148,6 @@ class ProcessCollector:
         self._top = _check_top(tracemalloc_top)
         self._ledger = _check_flag("ledger", ledger)
         self._cgroup = _check_flag("cgroup", cgroup)
-        self._census_on = _check_flag("census", census)
         self.cgroup_root = str(cgroup_root)
         self.proc_root = str(proc_root)
         self._probes = tuple(probes)
@@ -168,7 +163,6 @@ class ProcessCollector:
         self._started_tracemalloc = False
         self._gc = GCPauses()
         self._sites = TraceSites(self._top)
-        self._census = TypeCensus(self._top)
         self._in_user_code = False  # running tick jobs or component readers now
         self._user_code_off = False  # a child forked while user code ran: never again
         self._declare()
@@ -191,18 +185,16 @@ class ProcessCollector:
         return thread is not None and thread.is_alive()
 
     def configure(self, *, interval: float | None = None, uss: bool | None = None,
-                  tracemalloc: bool | None = None, tracemalloc_top: int | None = None,
-                  census: bool | None = None) -> None:
+                  tracemalloc: bool | None = None, tracemalloc_top: int | None = None) -> None:
         """Change settings (``None`` keeps one); a running thread takes a reading at once."""
         new_interval = self._interval if interval is None else _check_interval(interval)
         new_uss = self._uss if uss is None else _check_flag("uss", uss)
         new_tm = self._tracemalloc if tracemalloc is None else _check_flag(
             "tracemalloc", tracemalloc)
         new_top = self._top if tracemalloc_top is None else _check_top(tracemalloc_top)
-        new_census = self._census_on if census is None else _check_flag("census", census)
-        changed = (new_interval, new_uss, new_tm, new_top, new_census) != (
-            self._interval, self._uss, self._tracemalloc, self._top, self._census_on)
-        self._interval, self._uss, self._census_on = new_interval, new_uss, new_census
+        changed = (new_interval, new_uss, new_tm, new_top) != (
+            self._interval, self._uss, self._tracemalloc, self._top)
+        self._interval, self._uss = new_interval, new_uss
         if new_top != self._top:
             self._top = new_top
             self._sites = TraceSites(new_top)
@@ -276,8 +268,7 @@ class ProcessCollector:
         """Show 0 errors for each probe that runs, so rate() works from the first failure."""
         names = ["process", "memory_limit", *(name for name, _fn in self._probes)]
         for on, name in ((self._uss, "uss"), (self._tracemalloc, "tracemalloc"),
-                         (self._ledger, "ledger"), (self._cgroup, "cgroup"),
-                         (self._census_on, "census")):
+                         (self._ledger, "ledger"), (self._cgroup, "cgroup")):
             if on:
                 names.append(name)
         for name in names:
@@ -357,12 +348,6 @@ class ProcessCollector:
                 if book is not None:
                     fams += rss_ledger.families(book)
 
-            if self._census_on:
-                counted = self._timed("census", "type census",
-                                      lambda: self._census.read(CENSUS_BUDGET))
-                if counted is not None:
-                    fams += self._census.families()
-
             for name, probe in self._probes:
                 extra = self._timed(name, f"probe {name}", _listing(probe))
                 if extra:
@@ -435,7 +420,6 @@ def start_collector(
     uss: bool | None = None,
     tracemalloc: bool | None = None,
     tracemalloc_top: int | None = None,
-    census: bool | None = None,
     registry: Registry = REGISTRY,
 ) -> ProcessCollector:
     """Start the process collector thread (or update the running one) and return it.
@@ -443,14 +427,13 @@ def start_collector(
     ``interval`` is at least ``MIN_INTERVAL`` (0.01 s). ``uss=True`` adds
     ``memexport_process_uss_bytes`` (reads smaps: costly); ``tracemalloc=True`` traces
     allocations (1 frame, if memexport starts tracemalloc) and exports the top
-    ``tracemalloc_top`` sites and the growing ones; ``census=True`` counts live objects per
-    type. ``None`` keeps the running collector's setting (15 s, off, off, 10, off for a new
-    one), so ``start_http_server()`` does not undo them.
+    ``tracemalloc_top`` sites and the growing ones. ``None`` keeps the running collector's
+    setting (15 s, off, off, 10 for a new one), so ``start_http_server()`` does not undo them.
     """
     global _collector
     if interval is not None:
         interval = _check_interval(interval)
-    for name, flag in (("uss", uss), ("tracemalloc", tracemalloc), ("census", census)):
+    for name, flag in (("uss", uss), ("tracemalloc", tracemalloc)):
         if flag is not None:
             _check_flag(name, flag)
     if tracemalloc_top is not None:
@@ -463,11 +446,11 @@ def start_collector(
         if collector is None:
             collector = _collector = ProcessCollector(
                 registry, interval=DEFAULT_INTERVAL if interval is None else interval,
-                uss=bool(uss), tracemalloc=bool(tracemalloc), census=bool(census),
+                uss=bool(uss), tracemalloc=bool(tracemalloc),
                 tracemalloc_top=10 if tracemalloc_top is None else tracemalloc_top)
         else:
             collector.configure(interval=interval, uss=uss, tracemalloc=tracemalloc,
-                                tracemalloc_top=tracemalloc_top, census=census)
+                                tracemalloc_top=tracemalloc_top)
         return collector.start()
 
 

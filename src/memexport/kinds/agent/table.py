@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from memexport.core.checks import shown
+from memexport.core.checks import cached_options, shown
 from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import REGISTRY
 from memexport.instrument.events import Events, Handles, add, count
@@ -126,6 +126,7 @@ class AgentOptions:
                                            self.cleanup, self.last_cleanup))
 
 
+@cached_options
 def options(*, memory: Any = None, limit_bytes: Any = None, weak_refs: Any = None,
             cleanup: Any = None, last_cleanup: Any = None) -> AgentOptions:
     """Validate ``memexport.agent``'s keyword arguments (ValueError naming a bad one)."""

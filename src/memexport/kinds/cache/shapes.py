@@ -124,6 +124,7 @@ class LruShape(Shape):
 
     style = "read"
     label = "an lru_cache wrapper"
+    by_type = False  # bounded or not is per wrapper
 
     def matches(self, obj: Any, opts: CacheOptions) -> bool:
         return not opts.methods_given and is_lru(obj)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from memexport.core.checks import shown
+from memexport.core.checks import cached_options, shown
 from memexport.core.counters import Counter
 from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import REGISTRY
@@ -155,6 +155,7 @@ def _names(value: Any, what: str) -> tuple[str, ...]:
     return out
 
 
+@cached_options
 def options(*, sizer: Any = "auto", items: Any = None, bytes: Any = None,
             max_items: Any = None, max_bytes: Any = None, lookups: Any = None,
             stores: Any = None, miss: Any = None) -> CacheOptions:

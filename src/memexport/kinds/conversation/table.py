@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from memexport.core.checks import shown
+from memexport.core.checks import cached_options, shown
 from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import REGISTRY
 from memexport.instrument.events import Events, Handles, add, count
@@ -115,6 +115,7 @@ class ConversationOptions:
                                            self.summarize))
 
 
+@cached_options
 def options(*, history: Any = None, summaries: Any = None, add: Any = None,
             summarize: Any = None) -> ConversationOptions:
     """Validate ``memexport.conversation``'s keyword arguments (ValueError naming a bad one)."""

@@ -17,10 +17,9 @@ not ``q.qsize()``).
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import inspect
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -50,6 +49,7 @@ from memexport.kinds.pool.table import (
     RESOURCES,
     PoolOptions,
     PoolState,
+    asyncio_loaded,
 )
 
 __all__ = ["ContextShape", "ExecutorShape", "How", "QueueShape", "how_of", "pool_readers",
@@ -66,6 +66,11 @@ _new = object.__new__
 Reader = Callable[[Any], Any]
 
 
+def _is_async_queue(obj: Any) -> bool:
+    aio = asyncio_loaded()
+    return aio is not None and isinstance(obj, aio.Queue)
+
+
 def proxy_state(proxy: Any) -> PoolState:
     return proxy._self_state  # type: ignore[no-any-return]
 
@@ -79,7 +84,7 @@ def _store_reader(obj: Any) -> Reader | None:
             continue
         if isinstance(store, queue.Queue):  # not qsize(): it takes the queue's lock
             return len_of(attrgetter(f"{attr}.queue"))
-        if isinstance(store, asyncio.Queue):
+        if _is_async_queue(store):
             return len_of(attrgetter(f"{attr}._queue"))
         if isinstance(store, list | deque | set | frozenset | tuple):
             return len_of(attrgetter(attr))
@@ -315,9 +320,10 @@ class QueueShape(Shape):
 
     style = "proxy"
     label = "a queue"
+    by_type = False  # bounded or not is per queue
 
     def matches(self, obj: Any, opts: PoolOptions) -> bool:
-        return not opts.methods_given and isinstance(obj, queue.Queue | asyncio.Queue)
+        return not opts.methods_given and (isinstance(obj, queue.Queue) or _is_async_queue(obj))
 
     def variant(self, obj: Any, opts: PoolOptions) -> Any:
         return (type(obj), obj.maxsize > 0, opts)
@@ -332,7 +338,7 @@ class QueueShape(Shape):
 
     def methods(self, handles: Any, obj: Any, opts: PoolOptions) -> dict[str, Any]:
         cls = type(obj)
-        is_async = isinstance(obj, asyncio.Queue)
+        is_async = _is_async_queue(obj)
         names = {**handle_names(handles, handles.failer(opts.exhausted)),
                  "_created": handles.group.counter(CREATED).inc}
         handles.group.counter(DESTROYED)  # exported at 0: a queue never closes a resource
@@ -353,12 +359,12 @@ class QueueShape(Shape):
     def wired(self, target: Any, obj: Any, comp: Any, handles: Any, opts: Any) -> None:
         """Resources put in the queue before it was wrapped were created too."""
         inc = handles.group.counter(CREATED).inc
-        items = getattr(obj, "_queue" if isinstance(obj, asyncio.Queue) else "queue")
+        items = getattr(obj, "_queue" if _is_async_queue(obj) else "queue")
         for _ in range(len(items)):
             inc()
 
     def profile(self, obj: Any, opts: PoolOptions, kind: Kind) -> Profile:
-        is_async = isinstance(obj, asyncio.Queue)
+        is_async = _is_async_queue(obj)
         idle: Reader = (lambda q: len(q._queue)) if is_async else (lambda q: len(q.queue))
         readers, pulled = pool_readers(
             proxy_state, idle=opts.idle or idle, in_use=opts.in_use,
@@ -384,7 +390,9 @@ class ExecutorShape(Shape):
     label = "a ThreadPoolExecutor"
 
     def matches(self, obj: Any, opts: PoolOptions) -> bool:
-        return not opts.methods_given and isinstance(obj, concurrent.futures.ThreadPoolExecutor)
+        futures = sys.modules.get("concurrent.futures")
+        return not opts.methods_given and futures is not None and isinstance(
+            obj, futures.ThreadPoolExecutor)
 
     def variant(self, obj: Any, opts: PoolOptions) -> Any:
         return (type(obj), opts)
@@ -426,7 +434,7 @@ class ExecutorShape(Shape):
 
         def map(self: Any, fn: Callable[..., Any], *iterables: Any, **kwargs: Any) -> Any:
             # Executor.map with this proxy as ``self`` submits through submit() above.
-            return concurrent.futures.Executor.map(self, fn, *iterables, **kwargs)
+            return sys.modules["concurrent.futures"].Executor.map(self, fn, *iterables, **kwargs)
 
         return {"submit": submit, "map": map}
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import queue
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from memexport.core.checks import shown
+from memexport.core.checks import cached_options, shown
 from memexport.core.counters import Counter
 from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import REGISTRY
@@ -69,9 +69,24 @@ KIND = Kind(
 )
 REGISTRY.add_kind(KIND)
 
-#: Exceptions of an acquire that mean "the pool had nothing to give" by default.
-EXHAUSTED: tuple[type[BaseException], ...] = (
-    TimeoutError, asyncio.TimeoutError, queue.Empty, asyncio.QueueEmpty)
+#: Exceptions of an acquire that mean "the pool had nothing to give" by default (and, once
+#: the app uses asyncio, ``asyncio.TimeoutError``/``asyncio.QueueEmpty``: see
+#: ``exhausted_defaults``).
+EXHAUSTED: tuple[type[BaseException], ...] = (TimeoutError, queue.Empty)
+
+
+def asyncio_loaded() -> Any:
+    """The asyncio module if the app imported it, else None (memexport never imports it:
+    without it there is no asyncio pool to read)."""
+    return sys.modules.get("asyncio")
+
+
+def exhausted_defaults(extra: tuple[type[BaseException], ...] = ()
+                       ) -> tuple[type[BaseException], ...]:
+    """The default exhausted types, asyncio's included once it is loaded, plus ``extra``."""
+    aio = asyncio_loaded()
+    defaults = EXHAUSTED if aio is None else (*EXHAUSTED, aio.TimeoutError, aio.QueueEmpty)
+    return tuple(dict.fromkeys((*defaults, *extra)))
 
 
 class PoolHandles(Handles):
@@ -105,11 +120,12 @@ class PoolHandles(Handles):
         """``failed(exc, cancelled=False)``: count a failed acquire as exhausted (timed out,
         refused, or in asyncio a cancelled wait) or as an error."""
         failed_inc, exhausted_inc, errors_inc = self.failed_inc, self.exhausted, self.errors
-        cancel = asyncio.CancelledError
 
         def failed(exc: BaseException | None, cancelled: bool = False) -> None:
             failed_inc()
-            if isinstance(exc, exhausted) or (cancelled and isinstance(exc, cancel)) or (
+            aio = asyncio_loaded() if cancelled else None
+            if isinstance(exc, exhausted) or (
+                    aio is not None and isinstance(exc, aio.CancelledError)) or (
                     is_exhausted is not None and exc is not None and is_exhausted(exc)):
                 exhausted_inc()
             else:
@@ -190,6 +206,7 @@ def _exhausted_types(spec: Any) -> tuple[type[BaseException], ...]:
     return items
 
 
+@cached_options
 def options(*, acquire: Any = None, release: Any = None, mode: Any = None, idle: Any = None,
             in_use: Any = None, max_size: Any = None, size: Any = None,
             exhausted: Any = None) -> PoolOptions:
@@ -203,4 +220,4 @@ def options(*, acquire: Any = None, release: Any = None, mode: Any = None, idle:
     return PoolOptions(acquire, release, mode, reader_from(idle, "idle"),
                        reader_from(in_use, "in_use"), reader_from(max_size, "max_size"),
                        reader_from(size, "size"),
-                       tuple(dict.fromkeys((*EXHAUSTED, *_exhausted_types(exhausted)))))
+                       exhausted_defaults(_exhausted_types(exhausted)))
