@@ -37,6 +37,8 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph": ("memexport.integrations.langgraph",),
     "langchain_core": ("memexport.integrations.langchain",),
     "autogen_core": ("memexport.integrations.autogen",),
+    "httpx": ("memexport.integrations.httpx",),
+    "httpx2": ("memexport.integrations.httpx",),
 }
 
 _table: dict[str, list[str]] = {lib: list(mods) for lib, mods in BUILTIN.items()}
