@@ -37,6 +37,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph": ("memexport.integrations.langgraph",),
     "langchain_core": ("memexport.integrations.langchain",),
     "autogen_core": ("memexport.integrations.autogen",),
+    "praisonaiagents": ("memexport.integrations.praisonai",),
     "httpx": ("memexport.integrations.httpx",),
     "httpx2": ("memexport.integrations.httpx",),
 }
