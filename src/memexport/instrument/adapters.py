@@ -38,6 +38,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langchain_core": ("memexport.integrations.langchain",),
     "autogen_core": ("memexport.integrations.autogen",),
     "praisonaiagents": ("memexport.integrations.praisonai",),
+    "agents": ("memexport.integrations.openai_agents",),
     "httpx": ("memexport.integrations.httpx",),
     "httpx2": ("memexport.integrations.httpx",),
 }
