@@ -34,7 +34,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "cachetools": ("memexport.integrations.cachetools",),
     "redis": ("memexport.integrations.redis",),
     "sqlalchemy": ("memexport.integrations.sqlalchemy",),
-    "langgraph": ("memexport.integrations.langgraph",),
+    "langgraph": ("memexport.integrations.langgraph", "memexport.integrations.langgraph_store"),
     "langchain_core": ("memexport.integrations.langchain",),
     "autogen_core": ("memexport.integrations.autogen",),
     "praisonaiagents": ("memexport.integrations.praisonai",),
