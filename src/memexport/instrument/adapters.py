@@ -39,6 +39,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "autogen_core": ("memexport.integrations.autogen",),
     "praisonaiagents": ("memexport.integrations.praisonai",),
     "agents": ("memexport.integrations.openai_agents",),
+    "llama_index": ("memexport.integrations.llamaindex",),
     "httpx": ("memexport.integrations.httpx",),
     "httpx2": ("memexport.integrations.httpx",),
 }
