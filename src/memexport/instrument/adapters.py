@@ -40,6 +40,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "praisonaiagents": ("memexport.integrations.praisonai",),
     "agents": ("memexport.integrations.openai_agents",),
     "llama_index": ("memexport.integrations.llamaindex",),
+    "pydantic_ai": ("memexport.integrations.pydantic_ai",),
     "httpx": ("memexport.integrations.httpx",),
     "httpx2": ("memexport.integrations.httpx",),
 }
