@@ -41,6 +41,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "agents": ("memexport.integrations.openai_agents",),
     "llama_index": ("memexport.integrations.llamaindex",),
     "pydantic_ai": ("memexport.integrations.pydantic_ai",),
+    "mem0": ("memexport.integrations.mem0",),
     "httpx": ("memexport.integrations.httpx",),
     "httpx2": ("memexport.integrations.httpx",),
 }
