@@ -6,6 +6,7 @@ network, no API key, no model weights. Memories are counted at the vector store.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from llm_server import EMBEDDING_DIMS, FakeLLM, fake_llm
 import memexport
 from memexport.core.registry import Registry
 
+os.environ.setdefault("MEM0_TELEMETRY", "False")  # read when mem0 is imported: no PostHog
 pytest.importorskip("mem0")
 
 
