@@ -51,6 +51,10 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
         lp.close()
 
 
+#: The tests' tasks, referenced (asyncio keeps only weak references to tasks).
+KEEP: list[asyncio.Task[None]] = []
+
+
 async def waiter(gate: asyncio.Event) -> None:
     await gate.wait()
 
@@ -73,8 +77,8 @@ def test_pending_tasks_by_coroutine_and_age(loop: asyncio.AbstractEventLoop,
         track_asyncio_tasks(registry=fresh_registry)
         gate = asyncio.Event()
         for _ in range(3):
-            asyncio.create_task(waiter(gate))
-        asyncio.create_task(other_waiter(gate))
+            KEEP.append(asyncio.create_task(waiter(gate)))
+        KEEP.append(asyncio.create_task(other_waiter(gate)))
         return gate
 
     gate = run(loop, start())
@@ -98,7 +102,7 @@ def test_top_names_and_overflow(loop: asyncio.AbstractEventLoop,
         gate = asyncio.Event()
         for fn, n in ((waiter, 3), (other_waiter, 2), (third, 1)):
             for _ in range(n):
-                asyncio.create_task(fn(gate))
+                KEEP.append(asyncio.create_task(fn(gate)))
         return gate
 
     gate = run(loop, start())
