@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, require_binary
-from integration_support import exposition
+from integration_support import assert_catalogued, exposition
 from prometheus_client.parser import text_string_to_metric_families
 
 from memexport.core.registry import Registry
@@ -84,6 +84,8 @@ def test_pending_tasks_by_coroutine_and_age(loop: asyncio.AbstractEventLoop,
     gate = run(loop, start())
     first = tasks(fresh_registry)
     assert first["waiter"][0] == 3 and first["other_waiter"][0] == 1
+    assert_catalogued(fresh_registry, "memexport_asyncio_tasks",
+                      "memexport_asyncio_task_oldest_age_seconds")
     second = tasks(fresh_registry)
     assert second["waiter"][1] >= first["waiter"][1] >= 0
 

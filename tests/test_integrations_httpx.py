@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from integration_support import series
+from integration_support import assert_catalogued, series
 from llm_server import fake_llm
 
 import memexport
@@ -124,6 +124,7 @@ def test_keepalive_expiry_is_counted(server: Server, fresh_registry: Registry) -
     assert v["destroyed_total"] == 1
     assert v["created_total"] == 2
     assert v["resources[idle]"] == 1
+    assert_catalogued(fresh_registry, "memexport_pool_expired", "memexport_pool_resources")
     client.close()
 
 

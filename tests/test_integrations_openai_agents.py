@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_support import series
+from integration_support import assert_catalogued, series
 from llm_server import FakeLLM, fake_llm
 
 import memexport
@@ -116,6 +116,8 @@ def test_agent_runs_and_lifecycle(llm: FakeLLM, fresh_registry: Registry) -> Non
     assert v["agent_runs_active"] == 0
     assert v["agent_run_failures_total"] == 0
     assert v["agents"] == 1
+    assert_catalogued(fresh_registry, "memexport_agent_runs", "memexport_agent_runs_active",
+                      "memexport_agent_run_failures")
     del agent
     gc.collect()
     v = series(fresh_registry, "agent", "triage")
