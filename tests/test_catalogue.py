@@ -23,7 +23,8 @@ OTEL_ONLY = {"memexport_opentelemetry_export_failures"}
 NOT_IN_DEMO = {
     "memexport_pool_expired": "httpx/httpcore pools only; the demo makes no HTTP requests "
                               "(tests/test_integrations_httpx.py)",
-    "memexport_agent_runs": "OpenAI Agents SDK runs only (tests/test_integrations_openai_agents.py)",
+    "memexport_agent_runs": "OpenAI Agents SDK runs only "
+                            "(tests/test_integrations_openai_agents.py)",
     "memexport_agent_runs_active": "OpenAI Agents SDK runs only",
     "memexport_agent_run_failures": "OpenAI Agents SDK runs only",
     "memexport_asyncio_tasks": "opt-in asyncio source; the demo runs no event loop "
