@@ -126,7 +126,6 @@ def _dashboards() -> list[tuple[str, dict]]:
 
 def test_every_dashboard_panel_query_returns_data(stack: tuple[Prom, int]) -> None:
     from dashboards_src.queries import panel_queries
-
     from test_catalogue import NOT_IN_DEMO
 
     prom, _ = stack
