@@ -17,6 +17,20 @@ CATALOGUE = ROOT / "docs" / "metrics.md"
 #: Exported only alongside the OpenTelemetry exporter, which the demo does not run; held to the
 #: catalogue by tests/test_otel_providers.py instead.
 OTEL_ONLY = {"memexport_opentelemetry_export_failures"}
+#: Catalogued series the demo does not produce, each held to the catalogue by the test of its
+#: integration (tests/test_integrations_*.py: ``assert_catalogued``) instead. Parser names
+#: (counters without ``_total``) -> why the demo lacks it.
+NOT_IN_DEMO = {
+    "memexport_pool_expired": "httpx/httpcore pools only; the demo makes no HTTP requests "
+                              "(tests/test_integrations_httpx.py)",
+    "memexport_agent_runs": "OpenAI Agents SDK runs only "
+                            "(tests/test_integrations_openai_agents.py)",
+    "memexport_agent_runs_active": "OpenAI Agents SDK runs only",
+    "memexport_agent_run_failures": "OpenAI Agents SDK runs only",
+    "memexport_asyncio_tasks": "opt-in asyncio source; the demo runs no event loop "
+                               "(tests/test_integrations_asyncio.py)",
+    "memexport_asyncio_task_oldest_age_seconds": "opt-in asyncio source, as above",
+}
 ROW = re.compile(r"^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(gauge|counter|histogram|info)\s*\|")
 
 
@@ -42,7 +56,7 @@ def exposition() -> Iterator[str]:
     try:
         # Every part must have taken a few steps and the collector a few readings: wait
         # (bounded) until every catalogued family is there, then let the test say what is not.
-        wanted = set(catalogue()) - OTEL_ONLY - set(HOST_DEPENDENT)
+        wanted = set(catalogue()) - OTEL_ONLY - set(HOST_DEPENDENT) - set(NOT_IN_DEMO)
         deadline = time.monotonic() + 60
         text = scrape(port)
         while time.monotonic() < deadline and not wanted <= set(families(text)):
@@ -73,5 +87,5 @@ def test_every_exported_metric_is_in_the_catalogue(exposition: str) -> None:
 def test_every_catalogued_metric_is_exported(exposition: str) -> None:
     exported = families(exposition)
     never = sorted(n for n in catalogue() if n not in exported and n not in OTEL_ONLY
-                   and n not in HOST_DEPENDENT)
+                   and n not in HOST_DEPENDENT and n not in NOT_IN_DEMO)
     assert not never, f"in docs/metrics.md but never exported by the demo: {never}"

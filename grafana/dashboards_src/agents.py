@@ -319,6 +319,56 @@ def build() -> dict[str, Any]:
     ):
         d = d.with_panel(panel)
 
+    d = d.with_row(row("Agent runs and asyncio tasks"))
+    for panel in (
+        timeseries(
+            "Agent runs per second, and runs going",
+            [
+                target(
+                    rate("memexport_agent_runs_total", "agent", by=BY_AGENT),
+                    "{{instance}} {{agent}} runs",
+                ),
+                target(
+                    rate("memexport_agent_run_failures_total", "agent", by=BY_AGENT),
+                    "{{instance}} {{agent}} failed",
+                ),
+                target(_agent("memexport_agent_runs_active"), "{{instance}} {{agent}} going"),
+            ],
+            OPS,
+            description="Runs started with each agent (OpenAI Agents SDK Runner.run, run_sync, "
+            "run_streamed), those that raised, and runs still going (a count, on the same "
+            "axis).",
+        ),
+        timeseries(
+            "Pending asyncio tasks by coroutine",
+            [
+                target(
+                    "sum by (instance, loop, coroutine) "
+                    f"({metric('memexport_asyncio_tasks')})",
+                    "{{instance}} {{loop}} {{coroutine}}",
+                ),
+            ],
+            COUNT,
+            description="Pending tasks per loop and coroutine (opt-in track_asyncio_tasks(); "
+            "the rarest names under __overflow__). Rising steadily is a task leak "
+            "(MemexportAsyncioTasksLeaking).",
+        ),
+        timeseries(
+            "Oldest pending asyncio task",
+            [
+                target(
+                    "max by (instance, loop, coroutine) "
+                    f"({metric('memexport_asyncio_task_oldest_age_seconds')})",
+                    "{{instance}} {{loop}} {{coroutine}}",
+                ),
+            ],
+            SECONDS,
+            description="How long the oldest pending task of each coroutine has waited (since "
+            "a scrape first saw it). A long-lived server task grows here by design.",
+        ),
+    ):
+        d = d.with_panel(panel)
+
     d = d.with_row(row("Cleanups"))
     for panel in (
         timeseries(

@@ -45,6 +45,7 @@ EXHAUSTED = rate("memexport_pool_exhausted_total", "pool", by=BY_POOL)
 ERRORS = rate("memexport_pool_acquire_errors_total", "pool", by=BY_POOL)
 CREATED = rate("memexport_pool_created_total", "pool", by=BY_POOL)
 DESTROYED = rate("memexport_pool_destroyed_total", "pool", by=BY_POOL)
+EXPIRED = rate("memexport_pool_expired_total", "pool", by=BY_POOL)
 HELD = (f"{_pool('memexport_pool_created_total')} - on(instance, pool) "
         f"{_pool('memexport_pool_destroyed_total')}")
 
@@ -188,10 +189,12 @@ def build() -> dict[str, Any]:
             [
                 target(CREATED, "{{instance}} {{pool}} created"),
                 target(DESTROYED, "{{instance}} {{pool}} destroyed"),
+                target(EXPIRED, "{{instance}} {{pool}} keep-alive expired"),
             ],
             OPS,
             description="Resources created (connections opened, clients built, threads "
-            "started) and destroyed (closed, discarded) per second.",
+            "started) and destroyed (closed, discarded) per second; for HTTP client pools "
+            "(httpx), the idle connections closed because their keep-alive expired.",
         ),
         timeseries(
             "Resources held (created - destroyed)",

@@ -34,9 +34,16 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "cachetools": ("memexport.integrations.cachetools",),
     "redis": ("memexport.integrations.redis",),
     "sqlalchemy": ("memexport.integrations.sqlalchemy",),
-    "langgraph": ("memexport.integrations.langgraph",),
+    "langgraph": ("memexport.integrations.langgraph", "memexport.integrations.langgraph_store"),
     "langchain_core": ("memexport.integrations.langchain",),
     "autogen_core": ("memexport.integrations.autogen",),
+    "praisonaiagents": ("memexport.integrations.praisonai",),
+    "agents": ("memexport.integrations.openai_agents",),
+    "llama_index": ("memexport.integrations.llamaindex",),
+    "pydantic_ai": ("memexport.integrations.pydantic_ai",),
+    "mem0": ("memexport.integrations.mem0",),
+    "httpx": ("memexport.integrations.httpx",),
+    "httpx2": ("memexport.integrations.httpx",),
 }
 
 _table: dict[str, list[str]] = {lib: list(mods) for lib, mods in BUILTIN.items()}
