@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import ROOT, free_port, require_binary, start_demo, stop_process
+from conftest import ROOT, free_port, require_binary, scrape, start_demo, stop_process
 
 from memexport.top.model import Component, Snapshot, components, parse
 from memexport.top.render import State, human, ledger_bar, plain
@@ -113,6 +113,11 @@ def demo_port() -> Iterator[int]:
     port = free_port()
     demo = start_demo(port, scenario="leak", tick=0.2, collector_interval=0.5)
     try:
+        # /metrics answers before the demo's parts are built and its collector has ticked.
+        deadline = time.monotonic() + 90
+        while "memexport_memory_ledger_bytes{" not in scrape(port):
+            assert time.monotonic() < deadline and demo.poll() is None, "no ledger in 90 s"
+            time.sleep(0.2)
         yield port
     finally:
         stop_process(demo)

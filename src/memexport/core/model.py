@@ -91,6 +91,8 @@ class Kind:
     metrics: tuple[MetricDef, ...]
     bytes_metric: str | None = None
     by_name: dict[str, MetricDef] = field(init=False, repr=False, compare=False)
+    #: The metrics the kind itself defines, before any adapter's ``extend``.
+    own: tuple[MetricDef, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _LABEL_RE.match(self.name):
@@ -106,6 +108,7 @@ class Kind:
         if self.bytes_metric is not None and self.bytes_metric not in by_name:
             raise ValueError(f"bytes_metric {self.bytes_metric!r} is not a metric of {self.name!r}")
         object.__setattr__(self, "by_name", by_name)
+        object.__setattr__(self, "own", self.metrics)
         _KNOWN_KINDS.setdefault(self.name, self)
 
     def extend(self, *metrics: MetricDef) -> None:
