@@ -99,7 +99,9 @@ class Profile:
     ``register``, it makes tracking one more object cost its component: nothing is validated
     or copied per object. ``pulled`` are counters the object keeps itself (``cache_info()``),
     ``size`` how to sample its deep size into the kind's ``bytes_metric``, ``death`` reads
-    pulled counters at the object's death where a shape can (see ``Group.retire``).
+    pulled counters as the object dies, where a shape can: it is called with the component
+    from the weak reference's callback and returns raw readings in ``pulled`` order (see
+    ``read_at_death``).
     """
 
     __slots__ = ("death", "extra", "kind", "pulled", "readers", "resolve", "size", "with_comp")
@@ -215,13 +217,19 @@ class Component(weakref.ref):  # type: ignore[type-arg]
         state = self.pulled
         assert state is not None
         key, reader = self.profile.pulled[i]
-        last, base = state[2 * i], state[2 * i + 1]
         try:
             raw = reader(obj)
             value = None if raw is None else float(raw)
         except Exception as exc:
             errors.record(self.group.kind.name, self.source(key), exc)
-            return last + base
+            return state[2 * i] + state[2 * i + 1]
+        return self.fold_reading(i, value)
+
+    def fold_reading(self, i: int, value: float | None) -> float:
+        """Take ``value`` as the object's own count ``i`` now; return its total."""
+        state = self.pulled
+        assert state is not None
+        last, base = state[2 * i], state[2 * i + 1]
         if value is None or math.isnan(value):
             return last + base
         if value < last:
@@ -317,15 +325,8 @@ class Group:
         if self.members.pop(id(comp), None) is None:
             return  # already retired
         if comp.pulled is not None:
+            # Readings taken as the object died (``read_at_death``) are in these already.
             totals = comp.pulled_totals()
-            death = comp.profile.death
-            if death is not None:  # a shape that can read the object as it died
-                try:
-                    at_death = death(comp)
-                except Exception:
-                    at_death = None
-                if at_death is not None:
-                    totals = [max(t, d) for t, d in zip(totals, at_death, strict=False)]
             for (key, _reader), total in zip(comp.profile.pulled, totals, strict=False):
                 self.retired[key] = self.retired.get(key, 0.0) + total
         self.finalized += 1
@@ -353,6 +354,29 @@ class Index:
                 pop(comp.key, None)
 
         self.gone = gone
+
+
+def read_at_death(comp: Component) -> None:
+    """Fold the readings of ``comp``'s dying object into its pulled counters (called from
+    the weak reference's callback, while CPython still holds the object's memory; see
+    ``instrument.lru``). Never raises: a callback's exception would be printed."""
+    death = comp.profile.death
+    if death is None or comp.pulled is None:
+        return
+    try:
+        raw = death(comp)
+        if raw is not None:
+            for i, value in enumerate(raw[:len(comp.pulled) // 2]):
+                comp.fold_reading(i, float(value))
+    except BaseException:  # the last scrape's reading stays
+        pass
+
+
+def _reading_at_death(then: Callable[[Component], Any]) -> Callable[[Component], None]:
+    def gone(comp: Component) -> None:
+        read_at_death(comp)
+        then(comp)
+    return gone
 
 
 FamilySource = Callable[[], Iterable[Family]]
@@ -538,8 +562,11 @@ class Registry:
                 group = self.group(kind, name)
         if profile is None:
             profile = _empty_profile(kind)
+        gone = group.dead.append if index is None else index.gone
+        if profile.death is not None:
+            gone = _reading_at_death(gone)
         try:
-            comp = Component(obj, group.dead.append if index is None else index.gone)
+            comp = Component(obj, gone)
         except TypeError:
             raise TypeError(
                 f"memexport cannot track a {shown(type(obj).__qualname__)} object: it does not "
@@ -566,7 +593,13 @@ class Registry:
         return comp
 
     def unregister(self, comp: Component, index: Index | None = None) -> None:
-        """Retire a live component now (``uninstrument``): its counts stay in the totals."""
+        """Retire a live component now (``uninstrument``): its counts stay in the totals,
+        those it made since the last scrape included."""
+        obj = comp()
+        if obj is not None and comp.pulled is not None:
+            for i in range(len(comp.profile.pulled)):
+                comp.read_pulled(i, obj, self.errors)
+        del obj
         with self._lock:
             comp.group.retire(comp)
         if index is not None and index.entries.get(comp.key) is comp:

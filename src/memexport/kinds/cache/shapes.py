@@ -153,7 +153,7 @@ class LruShape(Shape):
             size = SizeSpec(_lru_entries, lambda f: f.cache_info().currsize, _lru_overhead, True)
         from memexport.instrument.lru import death_reader
 
-        return Profile(kind, readers, pulled, size, death=death_reader(bounded))
+        return Profile(kind, readers, pulled, size, death=death_reader(bounded, type(obj)))
 
 
 # -- dict, OrderedDict, defaultdict: tracked builtins ---------------------------------------
