@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from memexport.instrument.kind import Shape
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "AdapterLoading", "loaded", "register", "shapes",
-           "unload"]
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "ON_IMPORT", "AdapterLoading", "loaded", "register",
+           "shapes", "unload"]
 
 ENTRY_POINT_GROUP = "memexport.adapters"
 
@@ -37,12 +37,19 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph": ("memexport.integrations.langgraph",),
     "langchain_core": ("memexport.integrations.langchain",),
     "autogen_core": ("memexport.integrations.autogen",),
+    "yaml": ("memexport.integrations.yaml",),
 }
+
+#: Libraries whose adapter changes how objects memexport already returned behave in them
+#: (PyYAML's representers): loaded as soon as the library is imported, even when that is
+#: after the last instrument call (a post-import hook set at the first call).
+ON_IMPORT: tuple[str, ...] = ("yaml",)
 
 _table: dict[str, list[str]] = {lib: list(mods) for lib, mods in BUILTIN.items()}
 _modules: dict[str, ModuleType | None] = {}  # adapter module name -> module (None: failed)
 _loading: set[str] = set()
 _entry_points_read = False
+_hooked = False
 _lock = threading.RLock()
 _cache: dict[str, tuple[int, tuple[Shape, ...]]] = {}
 
@@ -100,6 +107,30 @@ def _load(name: str) -> ModuleType | None:
     return module
 
 
+def _on_import(module: ModuleType) -> None:
+    """Post-import hook: load the adapters of a library of ``ON_IMPORT`` just imported."""
+    with _lock:
+        for name in list(_table.get(module.__name__, ())):
+            try:
+                _load(name)
+            except Exception:  # AdapterLoading, a broken adapter: the next shapes() retries
+                _modules.pop(name, None)
+        _cache.clear()
+
+
+def _hook_imports() -> None:
+    global _hooked
+    if _hooked:
+        return
+    _hooked = True
+    try:
+        from wrapt import register_post_import_hook
+    except ImportError:  # pragma: no cover - wrapt is a dependency
+        return
+    for library in ON_IMPORT:
+        register_post_import_hook(_on_import, library)  # runs now if already imported
+
+
 def shapes(kind: str) -> tuple[Shape, ...]:
     """The adapter shapes for ``kind`` of every library imported so far, in table order."""
     modules = sys.modules
@@ -109,6 +140,7 @@ def shapes(kind: str) -> tuple[Shape, ...]:
         return cached[1]
     with _lock:
         _read_entry_points()
+        _hook_imports()
         out: list[Shape] = []
         for library, adapter_modules in _table.items():
             if library not in modules:
