@@ -65,6 +65,18 @@ _NO_GROUPS: dict[str, Any] = {}
 Key = tuple[str, LabelValues]
 
 
+def number(value: Any) -> float:
+    """A reader's result as a float: a number (or anything with ``__float__``), never a
+    string that happens to parse, never negative or infinite (every gauge and counter of a
+    kind counts or measures something); NaN is "unknown" (absent). Errors name the type."""
+    if isinstance(value, str | bytes | bytearray):
+        raise TypeError(f"a reader returned a {type(value).__name__}, not a number")
+    v = float(value)
+    if v < 0 or v == math.inf:
+        raise ValueError("a reader returned a negative or infinite number")
+    return v
+
+
 def kind_key(kind: Kind, metric: str, labels: LabelValues, types: tuple[str, ...],
              sources: tuple[str, ...] = ("member",)) -> Key:
     """Validate that ``metric{labels}`` is a metric of ``kind`` of one of ``types``."""
@@ -219,8 +231,8 @@ class Component(weakref.ref):  # type: ignore[type-arg]
         key, reader = self.profile.pulled[i]
         try:
             raw = reader(obj)
-            value = None if raw is None else float(raw)
-        except Exception as exc:
+            value = None if raw is None else number(raw)
+        except (Exception, SystemExit) as exc:  # user code: never ends a scrape
             errors.record(self.group.kind.name, self.source(key), exc)
             return state[2 * i] + state[2 * i + 1]
         return self.fold_reading(i, value)
@@ -718,8 +730,8 @@ class Registry:
                     v = reader(obj)
                     if v is None:
                         continue
-                    v = float(v)  # a reader returning a list or a str fails here, counted
-                except Exception as exc:
+                    v = number(v)  # a reader returning a list or a str fails here, counted
+                except (Exception, SystemExit) as exc:
                     errors.record(kind.name, comp.source(key), exc)
                     failed.add(key)
                     continue
@@ -731,7 +743,7 @@ class Registry:
                 if size is None and time.perf_counter() < self._first_reads_until:
                     try:
                         size = sizing.refresh(comp, obj, self._first_reads_until)
-                    except Exception as exc:
+                    except (Exception, SystemExit) as exc:
                         errors.record(kind.name, comp.source(bytes_key or ("", ())), exc)
                         failed.add(bytes_key)  # type: ignore[arg-type]
                 if size is None:
@@ -743,8 +755,8 @@ class Registry:
                     v = creader(obj, comp)
                     if v is None:
                         continue
-                    v = float(v)
-                except Exception as exc:
+                    v = number(v)
+                except (Exception, SystemExit) as exc:
                     errors.record(kind.name, comp.source(key), exc)
                     failed.add(key)
                     continue
@@ -845,7 +857,7 @@ class Registry:
                 try:
                     v = reader(obj)
                     if v is not None:
-                        total += float(v)
+                        total += number(v)
                 except Exception as exc:
                     self.errors.record(group.kind.name, comp.source(key), exc)
             out[group.kind.name] = total

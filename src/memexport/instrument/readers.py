@@ -18,9 +18,18 @@ from typing import Any
 from memexport.core.checks import shown
 from memexport.core.registry import Reader
 
-__all__ = ["first_number", "instance_attr", "is_number", "path_reader", "reader_from"]
+__all__ = ["container_len", "first_number", "instance_attr", "is_number", "path_reader",
+           "reader_from"]
 
 _MISSING: Any = object()
+
+
+def container_len(container: Any) -> int:
+    """``len`` of a container of entries or messages; a str or bytes is not one (its length
+    would be made up), nor is anything without a length (a ``TypeError``)."""
+    if isinstance(container, str | bytes | bytearray):
+        raise TypeError(f"expected a container, got a {type(container).__name__}")
+    return len(container)
 
 
 def is_number(value: object) -> bool:

@@ -25,7 +25,7 @@ from memexport.core.model import Kind
 from memexport.core.registry import Component, Index, Profile, SizeSpec, profile_now
 from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape
-from memexport.instrument.readers import instance_attr
+from memexport.instrument.readers import container_len, instance_attr
 from memexport.instrument.templates import compile_functions
 from memexport.instrument.tracked import tracked_base
 from memexport.kinds.conversation.table import (
@@ -54,7 +54,7 @@ _UNSEEN = UNSEEN
 def _length_of(get: Callable[[Any], Any]) -> Callable[[Any], int | None]:
     def length(obj: Any) -> int | None:
         c = get(obj)
-        return None if c is None else len(c)
+        return None if c is None else container_len(c)
     return length
 
 

@@ -320,6 +320,11 @@ class QueueShape(Shape):
     def matches(self, obj: Any, opts: PoolOptions) -> bool:
         return not opts.methods_given and isinstance(obj, queue.Queue | asyncio.Queue)
 
+    def check(self, obj: Any, opts: PoolOptions) -> None:
+        if opts.size is not None:
+            raise ValueError("size= is not read for a queue: resources put into it that were "
+                             "never handed out are counted as created")
+
     def variant(self, obj: Any, opts: PoolOptions) -> Any:
         return (type(obj), obj.maxsize > 0, opts)
 

@@ -12,7 +12,7 @@ from typing import Any
 from memexport.core.checks import shown
 from memexport.core.counters import Counter
 from memexport.core.model import Kind, MetricDef
-from memexport.core.registry import REGISTRY
+from memexport.core.registry import REGISTRY, number
 from memexport.instrument.events import Events, Handles, count, timings
 from memexport.instrument.readers import reader_from
 
@@ -151,7 +151,7 @@ class PoolState:
         (a create and destroy inside one scrape interval cancel out)."""
         if value is None:
             return
-        value = float(value)
+        value = number(value)  # a str, a negative or an infinite size fails: counted
         if self.last is None:  # the resources present at wrap time count as created
             self.created = value
         elif value > self.last:
