@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from memexport.core import forks
 
 if TYPE_CHECKING:  # pragma: no cover
     from memexport.instrument.kind import Shape
@@ -50,7 +51,7 @@ _modules: dict[str, ModuleType | None] = {}  # adapter module name -> module (No
 _loading: set[str] = set()
 _entry_points_read = False
 _hooked = False
-_lock = threading.RLock()
+_lock = forks.RLock()
 _cache: dict[str, tuple[int, tuple[Shape, ...]]] = {}
 
 

@@ -24,11 +24,11 @@ text for unrecognised objects, and ``uninstrument``. Adapters for third-party li
 from __future__ import annotations
 
 import os
-import threading
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, Literal
 
+from memexport.core import forks
 from memexport.core.checks import shown, validate_name
 from memexport.core.errors import raised_at
 from memexport.core.model import Kind
@@ -167,7 +167,7 @@ class KindSpec:
         self.index = Index()
         self._profiles: dict[tuple[int, Hashable, Hashable], Profile] = {}
         self._classes: weakref.WeakKeyDictionary[type, ClassPlan] = weakref.WeakKeyDictionary()
-        self._lock = threading.RLock()
+        self._lock = forks.RLock()  # re-entrant (signal handlers), fresh after fork
 
     # -- recognition ------------------------------------------------------------------------
 

@@ -13,13 +13,14 @@ wrapt is imported on first use, not with memexport.
 from __future__ import annotations
 
 import copy
-import threading
 from typing import Any
+
+from memexport.core import forks
 
 __all__ = ["proxy_base"]
 
 _bases: dict[tuple[str, tuple[str, ...]], type] = {}
-_lock = threading.RLock()
+_lock = forks.RLock()
 
 
 async def _aenter(self: Any) -> Any:
