@@ -25,10 +25,13 @@ from typing import Any
 import memexport
 from memexport.core.registry import Registry
 from memexport.exporters.prometheus import MemexportCollector
+from memexport.instrument.adapters import AdapterLoading
+from memexport.instrument.adapters import loaded as adapters_loaded
 
-__all__ = ["CANARY", "ROOT", "SRC", "Agent", "BoundedDict", "ConversationManager",
-           "GetPutCache", "GuidePool", "Registry", "Store", "UserMapping", "counter_total",
-           "prometheus_text", "run_python", "samples", "value"]
+__all__ = ["CANARY", "ROOT", "SRC", "AdapterLoading", "Agent", "BoundedDict",
+           "ConversationManager", "GetPutCache", "GuidePool", "Registry", "Store", "UserMapping",
+           "adapters_loaded", "counter_total", "prometheus_text", "run_python", "samples",
+           "value"]
 
 #: A string that must never reach a metric, a log line or an exception text.
 CANARY = "CANARY-7f3a-SECRET-4111"
