@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from memexport.core import forks
+from memexport.core.checks import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from memexport.instrument.kind import Shape
@@ -63,7 +64,7 @@ class AdapterLoading(RuntimeError):
 def register(library: str, adapter_module: str) -> None:
     """Add ``adapter_module`` as an adapter for objects of ``library`` (a module name)."""
     if not library.replace(".", "_").isidentifier():
-        raise ValueError(f"library {library!r} is not a module name")
+        raise ValueError(f"library {shown(library)} is not a module name")
     with _lock:
         mods = _table.setdefault(library, [])
         if adapter_module not in mods:

@@ -389,7 +389,8 @@ def _method_names(cls: type, given: tuple[str, ...] | None, defaults: tuple[str,
         return [n for n in defaults if callable(getattr(cls, n, None))][:1]
     for n in given:
         if not callable(getattr(cls, n, None)):
-            raise ValueError(f"{what}={n!r}: {shown(cls.__qualname__)} has no method {n!r}")
+            raise ValueError(f"{what}={shown(n)}: {shown(cls.__qualname__)} has no method "
+                             f"{shown(n)}")
     return list(given)
 
 
