@@ -69,7 +69,7 @@ def prometheus_text(reg: Registry) -> str:
     from prometheus_client import CollectorRegistry, generate_latest
 
     prom = CollectorRegistry()
-    prom.register(MemexportCollector(reg))  # type: ignore[arg-type]
+    prom.register(MemexportCollector(reg))
     return generate_latest(prom).decode()
 
 

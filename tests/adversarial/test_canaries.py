@@ -82,7 +82,7 @@ def populate(reg: Registry) -> list[Any]:
     d[CANARY + "2"] = secret
     d.get(CANARY)
     keep.append(d)
-    ct = memexport.cache(cachetools.LRUCache(8), name="ct", registry=reg,
+    ct: Any = memexport.cache(cachetools.LRUCache(8), name="ct", registry=reg,
                          items=leaky, max_bytes=leaky)
     ct[CANARY] = secret
     keep.append(ct)
@@ -96,7 +96,7 @@ def populate(reg: Registry) -> list[Any]:
                         registry=reg)
     f(CANARY)
     keep.append(f)
-    h = memexport.conversation(collections.deque(maxlen=2), name="chat", registry=reg)
+    h: Any = memexport.conversation(collections.deque(maxlen=2), name="chat", registry=reg)
     h.extend([secret, secret, secret])
     keep.append(h)
     m = memexport.conversation(ConversationManager(), name="manager", registry=reg,
@@ -106,7 +106,7 @@ def populate(reg: Registry) -> list[Any]:
     a = memexport.agent(Agent(CANARY), name="agent", registry=reg, weak_refs=leaky)
     a.store_memory(CANARY, secret)
     keep.append(a)
-    q = memexport.pool(queue.Queue(), name="q", registry=reg, max_size=leaky)
+    q: Any = memexport.pool(queue.Queue(), name="q", registry=reg, max_size=leaky)
     q.put(Store())
     keep.append(q)
     p = memexport.pool(GuidePool(factory=Store), name="pool", registry=reg, idle=leaky)
@@ -184,9 +184,10 @@ def test_no_canary_in_memexport_exception_texts(log_output: io.StringIO) -> None
         lambda: memexport.pool(Store(), name="store", registry=reg),
         lambda: memexport.conversation(Secret(), name="secret", registry=reg),
         lambda: memexport.agent({CANARY: 1}, name="dict", registry=reg),
-        lambda: memexport.cache({}, name=Store(), registry=reg),
+        lambda: memexport.cache({}, name=Store(), registry=reg),  # type: ignore[call-overload]
         lambda: memexport.cache({}, name="ok", registry=reg, items=Store()),
-        lambda: memexport.cache({}, name="ok", registry=reg, lookups=[Store()]),
+        lambda: memexport.cache({}, name="ok", registry=reg,
+                                lookups=[Store()]),  # type: ignore[list-item]
         lambda: memexport.pool(queue.Queue(), name="ok", registry=reg, exhausted=[Store()]),
         lambda: memexport.agent(Agent(), name="a", registry=reg, memory=lambda o: leaky()),
         lambda: memexport.budget(Store(), registry=reg),  # type: ignore[arg-type]

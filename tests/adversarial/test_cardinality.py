@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tracemalloc
+from typing import Any
 
 import memexport
 from tests.adversarial.support import SRC, Registry, prometheus_text, samples
@@ -32,7 +33,7 @@ def test_budget_names_are_capped_like_component_names() -> None:
 
 def test_component_names_are_capped_for_every_kind() -> None:
     reg = Registry(max_names_per_kind=CAP)
-    keep = []
+    keep: list[Any] = []
     for i in range(1_000):
         keep.append(memexport.cache({}, name=f"c{i}", registry=reg))
         keep.append(memexport.conversation([], name=f"h{i}", registry=reg))

@@ -53,10 +53,10 @@ def run_threads(work: Callable[[int], None], reg: Registry) -> None:
 
 def test_cache_counts_are_exact_under_threads() -> None:
     reg = Registry()
-    d = memexport.cache({}, name="dict", registry=reg)
+    d: Any = memexport.cache({}, name="dict", registry=reg)
     m = memexport.cache(UserMapping(), name="mapping", registry=reg)
     lock = threading.Lock()
-    ct = memexport.cache(cachetools.LRUCache(10 ** 6), name="ct", registry=reg)
+    ct: Any = memexport.cache(cachetools.LRUCache(10 ** 6), name="ct", registry=reg)
     gp = memexport.cache(GetPutCache(max_items=10 ** 6), name="getput", registry=reg)
     lru = memexport.cache(functools.lru_cache(maxsize=None)(lambda x: x), name="lru",
                           registry=reg)
@@ -92,13 +92,13 @@ def test_cache_counts_are_exact_under_threads() -> None:
 
 def test_pool_and_conversation_counts_are_exact_under_threads() -> None:
     reg = Registry()
-    q = memexport.pool(queue.Queue(), name="q", registry=reg)
+    q: Any = memexport.pool(queue.Queue(), name="q", registry=reg)
     for i in range(THREADS):
         q.put(f"r{i}")
     p = memexport.pool(GuidePool(max_size=THREADS), name="ctx", registry=reg)
-    h = memexport.conversation(collections.deque(maxlen=100), name="h", registry=reg)
+    h: Any = memexport.conversation(collections.deque(maxlen=100), name="h", registry=reg)
     lst = memexport.conversation([], name="list", registry=reg)
-    runs = memexport.cleanup(lambda: None, name="trim", registry=reg)
+    runs: Any = memexport.cleanup(lambda: None, name="trim", registry=reg)
     held: list[Any] = []
 
     def work(i: int) -> None:

@@ -100,7 +100,7 @@ def test_the_raw_object_again_gives_the_same_instrumented_object(case: str) -> N
 
 def test_a_plain_dict_passed_twice_is_two_dicts_each_counted_once() -> None:
     reg = Registry()
-    raw = {i: i for i in range(10)}
+    raw: dict[Any, Any] = {i: i for i in range(10)}
     t1 = memexport.cache(raw, name="twice", registry=reg)
     t2 = memexport.cache(raw, name="twice", registry=reg)
     assert value(reg, "memexport_cache_items", cache="twice") == len(t1) + len(t2)

@@ -130,7 +130,7 @@ SHAPES: dict[str, tuple[str, Callable[[], Any]]] = {
 
 
 def _use(kind: str, obj: Any) -> None:
-    if isinstance(obj, GetPutCache) or hasattr(obj, "put") and kind == "cache":
+    if isinstance(obj, GetPutCache) or (hasattr(obj, "put") and kind == "cache"):
         obj.put("k", [1])
         obj.get("k")
     elif kind == "cache" and hasattr(obj, "cache_info"):
