@@ -74,7 +74,18 @@ def __getattr__(name: str) -> _typing.Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'memexport' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(home), name)
+    module = _importlib.import_module(home)
+    try:
+        value = getattr(module, name)
+    except AttributeError:
+        if not getattr(getattr(module, "__spec__", None), "_initializing", False):
+            raise
+        # This thread is importing it: a signal handler run during the first call.
+        from memexport.instrument.adapters import AdapterLoading
+
+        raise AdapterLoading(f"memexport.{name} was asked for while this thread imports it (a "
+                             "signal handler during the first call?): use it once before "
+                             "installing the handler") from None
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 

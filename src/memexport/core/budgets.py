@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from memexport.core.checks import shown
 from memexport.core.registry import REGISTRY, Registry
 
 __all__ = ["budget"]
@@ -27,9 +28,9 @@ def budget(
     if (isinstance(limit_bytes, bool) or not isinstance(limit_bytes, int | float)
             or not math.isfinite(limit_bytes) or limit_bytes <= 0):
         raise ValueError(f"budget limit_bytes must be a positive finite number, got "
-                         f"{limit_bytes!r}")
+                         f"{shown(limit_bytes)}")
     if kind is None and name is not None:
-        raise ValueError(f"budget name {name!r} needs a kind= (e.g. kind='cache')")
+        raise ValueError(f"budget name {shown(name)} needs a kind= (e.g. kind='cache')")
     if kind is not None and name is None:
-        raise ValueError(f"budget for kind {kind!r} needs a name= naming the component")
+        raise ValueError(f"budget for kind {shown(kind)} needs a name= naming the component")
     registry.set_budget(float(limit_bytes), kind, name)

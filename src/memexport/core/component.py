@@ -27,13 +27,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from memexport.core.registry import Registry
 
 __all__ = ["Component", "Group", "Index", "Key", "Profile", "Reader", "SizeSpec", "kind_key",
-           "profile_now", "resolve_profile"]
+           "number", "profile_now", "read_at_death", "reading_at_death", "resolve_profile"]
 
 #: A scrape-time reader: gets the instrumented object, returns a number or None (absent).
 #: It must not close over the object itself, or the registry would keep it alive.
 Reader = Callable[[Any], "float | int | None"]
 
 Key = tuple[str, LabelValues]
+
+
+def number(value: Any) -> float:
+    """A reader's result as a float: a number (or anything with ``__float__``), never a
+    string that happens to parse, never negative or infinite (every gauge and counter of a
+    kind counts or measures something); NaN is "unknown" (absent). Errors name the type."""
+    if isinstance(value, str | bytes | bytearray):
+        raise TypeError(f"a reader returned a {type(value).__name__}, not a number")
+    v = float(value)
+    if v < 0 or v == math.inf:
+        raise ValueError("a reader returned a negative or infinite number")
+    return v
 
 
 def kind_key(kind: Kind, metric: str, labels: LabelValues, types: tuple[str, ...],
@@ -70,7 +82,9 @@ class Profile:
     ``register``, it makes tracking one more object cost its component: nothing is validated
     or copied per object. ``pulled`` are counters the object keeps itself (``cache_info()``),
     ``size`` how to sample its deep size into the kind's ``bytes_metric``, ``death`` reads
-    pulled counters at the object's death where a shape can (see ``Group.retire``).
+    pulled counters as the object dies, where a shape can: it is called with the component
+    from the weak reference's callback and returns raw readings in ``pulled`` order (see
+    ``read_at_death``).
     """
 
     __slots__ = ("death", "extra", "kind", "pulled", "readers", "resolve", "size", "with_comp")
@@ -186,13 +200,19 @@ class Component(weakref.ref):  # type: ignore[type-arg]
         state = self.pulled
         assert state is not None
         key, reader = self.profile.pulled[i]
-        last, base = state[2 * i], state[2 * i + 1]
         try:
             raw = reader(obj)
-            value = None if raw is None else float(raw)
-        except Exception as exc:
+            value = None if raw is None else number(raw)
+        except (Exception, SystemExit) as exc:  # user code: never ends a scrape
             errors.record(self.group.kind.name, self.source(key), exc)
-            return last + base
+            return state[2 * i] + state[2 * i + 1]
+        return self.fold_reading(i, value)
+
+    def fold_reading(self, i: int, value: float | None) -> float:
+        """Take ``value`` as the object's own count ``i`` now; return its total."""
+        state = self.pulled
+        assert state is not None
+        last, base = state[2 * i], state[2 * i + 1]
         if value is None or math.isnan(value):
             return last + base
         if value < last:
@@ -288,18 +308,35 @@ class Group:
         if self.members.pop(id(comp), None) is None:
             return  # already retired
         if comp.pulled is not None:
+            # Readings taken as the object died (``read_at_death``) are in these already.
             totals = comp.pulled_totals()
-            death = comp.profile.death
-            if death is not None:  # a shape that can read the object as it died
-                try:
-                    at_death = death(comp)
-                except Exception:
-                    at_death = None
-                if at_death is not None:
-                    totals = [max(t, d) for t, d in zip(totals, at_death, strict=False)]
             for (key, _reader), total in zip(comp.profile.pulled, totals, strict=False):
                 self.retired[key] = self.retired.get(key, 0.0) + total
         self.finalized += 1
+
+
+def read_at_death(comp: Component) -> None:
+    """Fold the readings of ``comp``'s dying object into its pulled counters (called from
+    the weak reference's callback, while CPython still holds the object's memory; see
+    ``instrument.lru``). Never raises: a callback's exception would be printed."""
+    death = comp.profile.death
+    if death is None or comp.pulled is None:
+        return
+    try:
+        raw = death(comp)
+        if raw is not None:
+            for i, value in enumerate(raw[:len(comp.pulled) // 2]):
+                comp.fold_reading(i, float(value))
+    except BaseException:  # the last scrape's reading stays
+        pass
+
+
+def reading_at_death(then: Callable[[Component], Any]) -> Callable[[Component], None]:
+    """A weak-reference callback that reads the dying object (``read_at_death``), then ``then``."""
+    def gone(comp: Component) -> None:
+        read_at_death(comp)
+        then(comp)
+    return gone
 
 
 class Index:

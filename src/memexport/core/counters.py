@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
+
+from memexport.core import forks
 
 __all__ = ["DEFAULT_SECONDS_BUCKETS", "FOLD_AT", "FOLD_MASK", "Adder", "Counter", "Histogram",
            "HistogramValue", "validate_buckets"]
@@ -59,8 +60,9 @@ class Adder:
     def __init__(self) -> None:
         self._pending: deque[float] = deque()
         self._total = 0.0
-        # Re-entrant: a GC callback may add while this thread is folding.
-        self._lock = threading.RLock()
+        # Re-entrant: a GC callback may add while this thread is folding; fresh in a forked
+        # child (a scrape there must not wait for a thread that no longer exists).
+        self._lock = forks.RLock()
 
     def add(self, amount: float) -> None:
         pending = self._pending
@@ -134,7 +136,7 @@ class Histogram:
         self._buf: list[float] = []
         self.add: Callable[[float], None] = self._buf.append
         # Re-entrant: a GC callback may observe (and fold) while this thread is folding.
-        self._lock = threading.RLock()
+        self._lock = forks.RLock()
 
     def observe(self, value: float) -> None:
         buf = self._buf

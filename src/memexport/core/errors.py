@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+
+from memexport.core import forks
 
 __all__ = ["ErrorLog", "raised_at"]
 
@@ -32,12 +33,12 @@ class ErrorLog:
     _MAX_LOGGED = 10_000
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()  # re-entrant: a signal handler may record while we do
         self._counts: dict[str, int] = {}
         self._logged: set[tuple[str, str]] = set()
 
     def after_fork(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()
 
     def declare(self, collector: str) -> None:
         """Make ``collector`` appear with 0 errors, so rate() works from the first failure."""

@@ -9,7 +9,7 @@ import time
 from typing import Any, NamedTuple
 
 from memexport.core import sizing
-from memexport.core.component import Component, Group, Key, resolve_profile
+from memexport.core.component import Component, Group, Key, number, resolve_profile
 from memexport.core.counters import Adder, Counter, Histogram
 from memexport.core.errors import ErrorLog
 from memexport.core.model import Family
@@ -57,8 +57,8 @@ def read_group(families: dict[str, Family], snap: GroupSnapshot, errors: ErrorLo
                 v = reader(obj)
                 if v is None:
                     continue
-                v = float(v)  # a reader returning a list or a str fails here, counted
-            except Exception as exc:
+                v = number(v)  # a reader returning a list or a str fails here, counted
+            except (Exception, SystemExit) as exc:  # user code: never ends a scrape
                 errors.record(kind.name, comp.source(key), exc)
                 failed.add(key)
                 continue
@@ -70,7 +70,7 @@ def read_group(families: dict[str, Family], snap: GroupSnapshot, errors: ErrorLo
             if size is None and time.perf_counter() < first_reads_until:
                 try:
                     size = sizing.refresh(comp, obj, first_reads_until)
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     errors.record(kind.name, comp.source(bytes_key or ("", ())), exc)
                     failed.add(bytes_key)  # type: ignore[arg-type]
             if size is None:
@@ -82,8 +82,8 @@ def read_group(families: dict[str, Family], snap: GroupSnapshot, errors: ErrorLo
                 v = creader(obj, comp)
                 if v is None:
                     continue
-                v = float(v)
-            except Exception as exc:
+                v = number(v)
+            except (Exception, SystemExit) as exc:
                 errors.record(kind.name, comp.source(key), exc)
                 failed.add(key)
                 continue

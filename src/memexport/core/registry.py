@@ -29,7 +29,9 @@ from memexport.core.component import (
     SizeSpec,
     _pulled_state,
     kind_key,
+    number,
     profile_now,
+    reading_at_death,
     resolve_profile,
 )
 from memexport.core.errors import ErrorLog
@@ -241,8 +243,11 @@ class Registry:
                 group = self.group(kind, name)
         if profile is None:
             profile = _empty_profile(kind)
+        gone = group.dead.append if index is None else index.gone
+        if profile.death is not None:
+            gone = reading_at_death(gone)
         try:
-            comp = Component(obj, group.dead.append if index is None else index.gone)
+            comp = Component(obj, gone)
         except TypeError:
             raise TypeError(
                 f"memexport cannot track a {shown(type(obj).__qualname__)} object: it does not "
@@ -269,7 +274,13 @@ class Registry:
         return comp
 
     def unregister(self, comp: Component, index: Index | None = None) -> None:
-        """Retire a live component now (``uninstrument``): its counts stay in the totals."""
+        """Retire a live component now (``uninstrument``): its counts stay in the totals,
+        those it made since the last scrape included."""
+        obj = comp()
+        if obj is not None and comp.pulled is not None:
+            for i in range(len(comp.profile.pulled)):
+                comp.read_pulled(i, obj, self.errors)
+        del obj
         with self._lock:
             comp.group.retire(comp)
         if index is not None and index.entries.get(comp.key) is comp:
@@ -435,6 +446,7 @@ class Registry:
                 reader = comp.profile.readers.get(key)
                 try:
                     v = reader(obj) if reader is not None else None
+                    v = None if v is None else number(v)
                 except Exception as exc:
                     self.errors.record(name, comp.source(key), exc)
                     continue

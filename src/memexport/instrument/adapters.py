@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import importlib
 import sys
-import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from memexport.core import forks
+from memexport.core.checks import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from memexport.instrument.kind import Shape
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "AdapterLoading", "loaded", "register", "shapes",
-           "unload"]
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "ON_IMPORT", "AdapterLoading", "loaded", "register",
+           "shapes", "unload"]
 
 ENTRY_POINT_GROUP = "memexport.adapters"
 
@@ -44,13 +46,20 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "mem0": ("memexport.integrations.mem0",),
     "httpx": ("memexport.integrations.httpx",),
     "httpx2": ("memexport.integrations.httpx",),
+    "yaml": ("memexport.integrations.yaml",),
 }
+
+#: Libraries whose adapter changes how objects memexport already returned behave in them
+#: (PyYAML's representers): loaded as soon as the library is imported, even when that is
+#: after the last instrument call (a post-import hook set at the first call).
+ON_IMPORT: tuple[str, ...] = ("yaml",)
 
 _table: dict[str, list[str]] = {lib: list(mods) for lib, mods in BUILTIN.items()}
 _modules: dict[str, ModuleType | None] = {}  # adapter module name -> module (None: failed)
 _loading: set[str] = set()
 _entry_points_read = False
-_lock = threading.RLock()
+_hooked = False
+_lock = forks.RLock()
 _cache: dict[str, tuple[int, tuple[Shape, ...]]] = {}
 
 
@@ -62,7 +71,7 @@ class AdapterLoading(RuntimeError):
 def register(library: str, adapter_module: str) -> None:
     """Add ``adapter_module`` as an adapter for objects of ``library`` (a module name)."""
     if not library.replace(".", "_").isidentifier():
-        raise ValueError(f"library {library!r} is not a module name")
+        raise ValueError(f"library {shown(library)} is not a module name")
     with _lock:
         mods = _table.setdefault(library, [])
         if adapter_module not in mods:
@@ -107,6 +116,30 @@ def _load(name: str) -> ModuleType | None:
     return module
 
 
+def _on_import(module: ModuleType) -> None:
+    """Post-import hook: load the adapters of a library of ``ON_IMPORT`` just imported."""
+    with _lock:
+        for name in list(_table.get(module.__name__, ())):
+            try:
+                _load(name)
+            except Exception:  # AdapterLoading, a broken adapter: the next shapes() retries
+                _modules.pop(name, None)
+        _cache.clear()
+
+
+def _hook_imports() -> None:
+    global _hooked
+    if _hooked:
+        return
+    _hooked = True
+    try:
+        from wrapt import register_post_import_hook
+    except ImportError:  # pragma: no cover - wrapt is a dependency
+        return
+    for library in ON_IMPORT:
+        register_post_import_hook(_on_import, library)  # runs now if already imported
+
+
 def shapes(kind: str) -> tuple[Shape, ...]:
     """The adapter shapes for ``kind`` of every library imported so far, in table order."""
     modules = sys.modules
@@ -116,6 +149,7 @@ def shapes(kind: str) -> tuple[Shape, ...]:
         return cached[1]
     with _lock:
         _read_entry_points()
+        _hook_imports()
         out: list[Shape] = []
         for library, adapter_modules in _table.items():
             if library not in modules:

@@ -7,13 +7,14 @@ instrumented object costs its instance alone: no class, closure or finalizer per
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from memexport.core import forks
+
 __all__ = ["derived_class"]
 
-_lock = threading.RLock()
+_lock = forks.RLock()
 
 
 def derived_class(classes: dict[Any, type], variant: Any, base: type,

@@ -9,10 +9,10 @@ Every series of an event exists from the start (0), so ``rate()`` sees the first
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, NamedTuple
 
+from memexport.core import forks
 from memexport.core.counters import Adder, Counter, Histogram
 from memexport.core.model import Kind
 from memexport.core.registry import Group, kind_key
@@ -99,7 +99,7 @@ class Events:
         self.events = dict(events)
         ns: dict[str, Any] = {"__slots__": tuple(events), "events": self.events}
         self.handles_class: type[Handles] = type(f"{kind.name.title()}Handles", (base,), ns)
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()  # re-entrant (signal handlers), fresh after fork
 
     def bind(self, group: Group) -> Any:
         """The handles of ``group`` (bound on first use; every caller gets the same)."""

@@ -23,12 +23,14 @@ text for unrecognised objects, and ``uninstrument``. Adapters for third-party li
 
 from __future__ import annotations
 
-import threading
+import os
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
+from memexport.core import forks
 from memexport.core.checks import shown, validate_name
+from memexport.core.errors import raised_at
 from memexport.core.model import Kind
 from memexport.core.registry import Component, Group, Index, Profile, Registry, SizeSpec
 from memexport.instrument import adapters, patching
@@ -183,7 +185,7 @@ class KindSpec:
             weakref.WeakKeyDictionary())
         self._patched: weakref.WeakKeyDictionary[type, set[Any]] = weakref.WeakKeyDictionary()
         self._names: set[str] = set()
-        self._lock = threading.RLock()
+        self._lock = forks.RLock()  # re-entrant (signal handlers), fresh after fork
         SPECS.append(self)
 
     def instrumented(self, target: Any) -> bool:
@@ -195,11 +197,16 @@ class KindSpec:
     # -- recognition ------------------------------------------------------------------------
 
     def shape_for(self, obj: Any, opts: Any) -> Shape:
+        failed: Exception | None = None
         for shape in (*adapters.shapes(self.kind.name), *self.shapes):
-            if shape.matches(obj, opts):
-                return shape
+            try:
+                if shape.matches(obj, opts):
+                    return shape
+            except Exception as exc:  # the object's own attribute lookup failed: no match
+                failed = failed or exc
+        why = f" (reading it raised {type(failed).__name__})" if failed is not None else ""
         raise TypeError(f"memexport.{self.kind.name} does not recognise "
-                        f"{_article(_type_name(obj))}: {self.hint}")
+                        f"{_article(_type_name(obj))}{why}: {self.hint}")
 
     def class_shape_for(self, cls: type, opts: Any) -> Shape:
         for shape in (*adapters.shapes(self.kind.name), *self.shapes):
@@ -283,12 +290,26 @@ class KindSpec:
                         f"instrument it once and share the object returned")
                 if target is not None:
                     return target
-            shape, variant, profile = self.plan_for(obj, opts)
-            group = registry.group(self.kind, name)
-            # A read shape pushes nothing: no event series of its own (they would read 0).
-            handles = self.events.bind(group) if shape.style != "read" else None
-            with registry.wiring:
-                return self._wire(shape, variant, obj, group, handles, profile, registry, opts)
+            try:
+                shape, variant, profile = self.plan_for(obj, opts)
+                group = registry.group(self.kind, name)
+                # A read shape pushes nothing: no event series of its own (they would read 0).
+                handles = self.events.bind(group) if shape.style != "read" else None
+                with registry.wiring:
+                    return self._wire(shape, variant, obj, group, handles, profile, registry,
+                                      opts)
+            except adapters.AdapterLoading:
+                raise
+            except Exception as exc:
+                if _raised_by_memexport(exc):  # a refusal of ours, with its own message
+                    raise
+                # The object's own code failed while it was read: its message may quote
+                # the app's data, so only its type and where it was raised are shown.
+                where = raised_at(exc)
+                raise TypeError(
+                    f"memexport.{self.kind.name} cannot instrument "
+                    f"{_article(_type_name(obj))}: reading it raised {type(exc).__name__}"
+                    f"{f' at {where}' if where else ''}; {self.hint}") from None
 
     def _wire(self, shape: Shape, variant: Any, obj: Any, group: Group, handles: Any,
               profile: Profile, registry: Registry, opts: Any) -> Any:
@@ -455,6 +476,20 @@ def _plain_base(cls: type) -> type:
         if vars(klass).get("__memexport_base__"):
             return klass
     return cls
+
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _raised_by_memexport(exc: BaseException) -> bool:
+    """Whether the innermost Python frame of ``exc`` is memexport's (or code it generated)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    return filename.startswith((_OWN_DIR, "<memexport"))
 
 
 def _is_proxy(obj: Any) -> bool:

@@ -13,14 +13,27 @@ explicit evictions; with per-entry sizes their bytes are exact.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from memexport.instrument.templates import compile_functions
 
-__all__ = ["MISSING", "PROXY", "SELF", "mapping_methods", "originals_of"]
+__all__ = ["MISSING", "PROXY", "SELF", "as_size", "mapping_methods", "originals_of"]
 
 MISSING: Any = object()
+
+
+def as_size(value: Any) -> float:
+    """A sizer's result as bytes: a finite, non-negative int or float, else an error naming
+    its type (never the value: it is the user's)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"a sizer returned a {type(value).__qualname__[:60]}, not a number")
+    size = float(value)
+    if not (0.0 <= size < math.inf):
+        raise ValueError("a sizer returned a negative or non-finite number")
+    return size
+
 
 def _access(m: str, prefix: str) -> dict[str, str]:
     return {
@@ -60,7 +73,11 @@ def get(self, key, default=None):
 '''
 _LOOKUPS_MISSING = '''
 def __getitem__(self, key):
-    if {contains}:
+    try:
+        present = {contains}
+    except Exception:  # the mapping's own __contains__ failed: count nothing
+        return {getitem}
+    if present:
         _hit()
     else:
         _miss()
@@ -89,24 +106,34 @@ def __setitem__(self, key, value):
 '''
 # A mapping with its own __setitem__ may evict inside it (a bounded dict subclass): entries
 # that left during the put are capacity evictions.
+# The length and membership are the mapping's own code: when they fail, the put still
+# happens as it would without memexport, and no eviction is counted.
 _PUT_EVICTING = '''
 def __setitem__(self, key, value):
-    n = {length} + (not {contains})
+    try:
+        n = {length} + (not {contains})
+    except Exception:
+        n = -1
     {setitem}
     _put()
-    gone = n - {length}
-    if gone > 0:
-        _handles.evicted(_capacity, gone)
+    if n >= 0:
+        try:
+            gone = n - {length}
+        except Exception:
+            gone = 0
+        if gone > 0:
+            _handles.evicted(_capacity, gone)
 '''
 _PUT_SIZED = '''
 def __setitem__(self, key, value):
     {setitem}
     _put()
     try:
-        size = _entry_size(key, value)
-        size = float(size)
-    except Exception as exc:
+        size = _as_size(_entry_size(key, value))
+    except Exception as exc:  # the bytes are unknown now, until the cache is empty
         _record_error(exc)
+        {sizes}.pop(key, None)
+        {total} = _NAN
         return
     sizes = {sizes}
     old = sizes.get(key, 0.0)
@@ -115,7 +142,12 @@ def __setitem__(self, key, value):
 '''
 _REMOVALS = '''
 def __delitem__(self, key):
-    value = {get} if _sized else _MISSING
+    value = _MISSING
+    if _sized:
+        try:
+            value = {get}
+        except Exception:
+            pass
     {delitem}
     _removed(self, ((key, value),))
 
@@ -134,7 +166,10 @@ def popitem(self, *args, **kwargs):
     return key, value
 
 def clear(self):
-    gone = {items} if _sized else [None] * {length}
+    try:
+        gone = {items} if _sized else [None] * {length}
+    except Exception:  # the mapping's own len/items failed: clear it, count nothing
+        gone = ()
     {clear}
     _removed(self, gone)
 
@@ -178,6 +213,14 @@ def _removed(self, entries):
     if n:
         if sizes is not None:
             {total} -= nbytes
+            if {total} != {total}:  # unknown since a size failed: known again once empty
+                try:
+                    empty = not {length}
+                except Exception:
+                    empty = False
+                if empty:
+                    sizes.clear()
+                    {total} = 0.0
             _handles.evicted(_explicit, n, nbytes)
         else:
             _handles.evicted(_explicit, n)
@@ -201,6 +244,7 @@ def mapping_methods(access: Mapping[str, str], handles: Any, *, has_missing: boo
         "_capacity": handles.capacity, "_explicit": handles.explicit, "_handles": handles,
         "_MISSING": MISSING, "_Mapping": Mapping, "_sized": entry_sizer is not None,
         "_entry_size": entry_sizer, "_record_error": record_error or (lambda exc: None),
+        "_as_size": as_size, "_NAN": math.nan,
         **(originals or {}),
     }
     template = _LOOKUPS_MISSING if has_missing else _LOOKUPS

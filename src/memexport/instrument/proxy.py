@@ -13,13 +13,14 @@ wrapt is imported on first use, not with memexport.
 from __future__ import annotations
 
 import copy
-import threading
 from typing import Any
+
+from memexport.core import forks
 
 __all__ = ["proxy_base"]
 
 _bases: dict[tuple[str, tuple[str, ...]], type] = {}
-_lock = threading.RLock()
+_lock = forks.RLock()
 
 
 async def _aenter(self: Any) -> Any:
@@ -48,6 +49,13 @@ CONTEXT = {"__enter__": _enter, "__exit__": _exit, "__aenter__": _aenter, "__aex
 
 def _make_base(slots: tuple[str, ...]) -> type:
     import wrapt
+
+    if not hasattr(wrapt, "ObjectProxy"):  # this thread is importing it: a signal handler
+        from memexport.instrument.adapters import AdapterLoading
+
+        raise AdapterLoading("memexport is importing wrapt in this thread (a signal handler "
+                             "instrumenting during the first proxy?): instrument outside the "
+                             "handler, or once before installing it")
 
     class Proxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         """A ``wrapt.ObjectProxy`` that reprs, copies, pickles and lists as the wrapped object."""

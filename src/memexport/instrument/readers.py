@@ -18,10 +18,18 @@ from typing import Any
 from memexport.core.checks import shown
 from memexport.core.registry import Reader
 
-__all__ = ["either", "first_number", "instance_attr", "is_number", "lazy_number", "len_of",
-           "path_reader", "reader_from"]
+__all__ = ["container_len", "either", "first_number", "instance_attr", "is_number",
+           "lazy_number", "len_of", "path_reader", "reader_from"]
 
 _MISSING: Any = object()
+
+
+def container_len(container: Any) -> int:
+    """``len`` of a container of entries or messages; a str or bytes is not one (its length
+    would be made up), nor is anything without a length (a ``TypeError``)."""
+    if isinstance(container, str | bytes | bytearray):
+        raise TypeError(f"expected a container, got a {type(container).__name__}")
+    return len(container)
 
 
 def is_number(value: object) -> bool:
@@ -105,9 +113,9 @@ def first_number(obj: Any, names: Iterable[str], scale: float = 1.0, *,
 
 
 def len_of(get: Callable[[Any], Any]) -> Callable[[Any], int]:
-    """A reader of the length of what ``get`` returns."""
+    """A reader of the length of what ``get`` returns (a container: a str is refused)."""
     def length(o: Any) -> int:
-        return len(get(o))
+        return container_len(get(o))
     return length
 
 

@@ -9,49 +9,87 @@ methods. It pickles and copies as the plain builtin (the counts belong to this p
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TRACKED", "is_tracked", "tracked_base"]
+from memexport.core import forks
+
+__all__ = ["ROOTS", "TRACKED", "is_tracked", "plain", "tracked_base"]
 
 _bases: dict[tuple[type, tuple[str, ...]], type] = {}
-_lock = threading.RLock()
+_lock = forks.RLock()
 
 
-def _reduce_dict(self: Any) -> Any:
-    return (dict, (dict(self),))
+def _plain_dict(self: Any) -> Any:
+    return dict(self)  # the C-level copy: no counted lookup
 
 
-def _reduce_ordered(self: Any) -> Any:
-    return (OrderedDict, (list(self.items()),))
+def _plain_ordered(self: Any) -> Any:
+    return OrderedDict(OrderedDict.items(self))
 
 
-def _reduce_default(self: Any) -> Any:
-    return (defaultdict, (self.default_factory, dict(self)))
+def _plain_default(self: Any) -> Any:
+    return defaultdict(self.default_factory, dict(self))
 
 
-def _reduce_deque(self: Any) -> Any:
-    return (deque, (list(self), self.maxlen))
+def _plain_deque(self: Any) -> Any:
+    return deque(self, self.maxlen)
 
 
-def _reduce_list(self: Any) -> Any:
-    return (list, (list(self),))
+def _plain_list(self: Any) -> Any:
+    return list(self)
 
 
-def _plain_copy(self: Any) -> Any:
-    """``copy.copy``: the plain builtin (deque and defaultdict would copy as their type)."""
-    make, args = self.__reduce__()
-    return make(*args)
-
-
-#: Builtins that have a tracked form, and how they pickle (as themselves).
-_REDUCE: dict[type, Callable[[Any], Any]] = {
-    dict: _reduce_dict, OrderedDict: _reduce_ordered, defaultdict: _reduce_default,
-    deque: _reduce_deque, list: _reduce_list,
+#: Builtins that have a tracked form, and the plain builtin holding the same items.
+_PLAIN: dict[type, Callable[[Any], Any]] = {
+    dict: _plain_dict, OrderedDict: _plain_ordered, defaultdict: _plain_default,
+    deque: _plain_deque, list: _plain_list,
 }
-TRACKED: tuple[type, ...] = tuple(_REDUCE)
+TRACKED: tuple[type, ...] = tuple(_PLAIN)
+
+
+def plain(obj: Any) -> Any:
+    """The plain builtin holding ``obj``'s items (``obj`` itself if it is not tracked)."""
+    for klass in type(obj).__mro__:
+        if klass in _PLAIN:
+            return _PLAIN[klass](obj) if is_tracked(obj) else obj
+    return obj
+
+
+#: How each tracked form pickles: as the plain builtin with the same items.
+_REDUCE: dict[type, Callable[[Any], Any]] = {
+    dict: lambda self: (dict, (dict(self),)),
+    OrderedDict: lambda self: (OrderedDict, (list(OrderedDict.items(self)),)),
+    defaultdict: lambda self: (defaultdict, (self.default_factory, dict(self))),
+    deque: lambda self: (deque, (list(self), self.maxlen)),
+    list: lambda self: (list, (list(self),)),
+}
+
+
+def _root(builtin: type) -> type:
+    def __init__(self: Any, *args: Any, __b: type = builtin, **kwargs: Any) -> None:
+        __b.__init__(self, *args, **kwargs)  # type: ignore[misc]
+        self._me_component = None  # copies made through the type count nothing
+
+    to_plain = _PLAIN[builtin]
+    ns: dict[str, Any] = {
+        "__slots__": (*(("__weakref__",) if not builtin.__weakrefoffset__ else ()),
+                      "_me_component"),
+        "__init__": __init__,
+        # Pickles and copies as the plain builtin: the counts belong to this process.
+        "__reduce__": _REDUCE[builtin],
+        "__copy__": to_plain,
+        "copy": to_plain,
+        "__memexport_tracked__": True,
+        "__module__": __name__,
+    }
+    return type(f"Tracked{builtin.__name__.title()}", (builtin,), ns)
+
+
+#: builtin -> the root of its tracked classes (every tracked object is an instance of one:
+#: what serialiser adapters such as ``memexport.integrations.yaml`` register).
+ROOTS: dict[type, type] = {builtin: _root(builtin) for builtin in TRACKED}
 
 
 def is_tracked(obj: Any) -> bool:
@@ -67,19 +105,8 @@ def tracked_base(builtin: type, slots: tuple[str, ...] = ()) -> type:
         with _lock:
             base = _bases.get(key)
             if base is None:
-                def __init__(self: Any, *args: Any, __b: Any = builtin, **kwargs: Any) -> None:
-                    __b.__init__(self, *args, **kwargs)
-                    self._me_component = None  # copies made through the type count nothing
-
-                ns: dict[str, Any] = {
-                    "__slots__": (*(("__weakref__",) if not builtin.__weakrefoffset__ else ()),
-                                  "_me_component", *slots),
-                    "__init__": __init__,
-                    "__reduce__": _REDUCE[builtin],
-                    "__copy__": _plain_copy,
-                    "__memexport_tracked__": True,
-                    "__module__": __name__,
-                }
-                base = _bases[key] = type(f"Tracked{builtin.__name__.title()}",
-                                          (builtin,), ns)
+                root = ROOTS[builtin]
+                base = root if not slots else type(
+                    root.__name__, (root,), {"__slots__": slots, "__module__": __name__})
+                _bases[key] = base
     return base

@@ -111,9 +111,7 @@ def __setitem__(self, key, value):
     {put}
 '''
 _EXPIRE = '''with w.timer as now:
-        pairs = w.expire(now)
-        if pairs:
-            _record_expired(w, pairs)
+        _expire(w, now)
         {put}
         return'''
 # Unknown internals: count puts only.
@@ -144,68 +142,72 @@ _PUT_SIZED = '''data = w._Cache__data
         freed = before - old + size.get(key, 0) - w._Cache__currsize
         _handles.evicted(_capacity, gone, float(freed))'''
 
+# Bytes that left are the cache's own accounting (currsize before minus after): never a
+# getsizeof call of memexport's on a value leaving (cachetools makes none there either).
 _REMOVALS = '''
-def _value_bytes(w, values):
-    if w._Cache__size is None:
-        return None
-    try:
-        return float(sum(w.getsizeof(v) for v in values))
-    except Exception:
-        return None
+def _currsize(w):
+    return w._Cache__currsize if w._Cache__size is not None else None
 
-def _record_expired(w, pairs):
+def _freed(before, w):
+    return None if before is None else float(before - w._Cache__currsize)
+
+def _expire(w, *time):
+    before = _currsize(w)
+    pairs = w.expire(*time)
     if pairs:
-        _handles.evicted(_expired, len(pairs), _value_bytes(w, [v for _k, v in pairs]))
+        _handles.evicted(_expired, len(pairs), _freed(before, w))
+    return pairs
 
 def _purge(self):
     w = self.__wrapped__
     if _timed:
-        _record_expired(w, w.expire())
+        _expire(w)
     return w
 
 def expire(self, time=None):
-    w = self.__wrapped__
-    pairs = w.expire(time)
-    _record_expired(w, pairs)
-    return pairs
+    return _expire(self.__wrapped__, time)
 
 def popitem(self):
     w = self.__wrapped__
     if _timed:
         with w.timer as now:
-            _record_expired(w, w.expire(now))
+            _expire(w, now)
+            before = _currsize(w)
             key, value = w.popitem()
     else:
+        before = _currsize(w)
         key, value = w.popitem()
-    _handles.evicted(_capacity, 1, _value_bytes(w, (value,)))
+    _handles.evicted(_capacity, 1, _freed(before, w))
     return key, value
 
 def __delitem__(self, key):
     w = self.__wrapped__
     table = w._Cache__data
-    before = len(table)
-    value = table.get(key, _MISSING)
+    n = len(table)
+    before = _currsize(w)
+    present = key in table
     try:
         del w[key]
     except KeyError:
-        if len(table) < before:  # a TTL cache deletes an expired entry, then raises
-            _handles.evicted(_expired, 1, _value_bytes(w, (value,)))
+        if len(table) < n:  # a TTL cache deletes an expired entry, then raises
+            _handles.evicted(_expired, 1, _freed(before, w))
         raise
-    _handles.evicted(_explicit, 1, None if value is _MISSING else _value_bytes(w, (value,)))
+    _handles.evicted(_explicit, 1, _freed(before, w) if present else None)
 
 def pop(self, key, *default):
     w = self.__wrapped__
     table = w._Cache__data
-    before = len(table)
+    n = len(table)
+    before = _currsize(w)
     value = w.pop(key, _MISSING)
     if value is _MISSING:
-        gone = before - len(table)
+        gone = n - len(table)
         if gone > 0:
-            _handles.evicted(_expired, gone)
+            _handles.evicted(_expired, gone, _freed(before, w))
         if default:
             return default[0]
         raise KeyError(key)
-    _handles.evicted(_explicit, 1, _value_bytes(w, (value,)))
+    _handles.evicted(_explicit, 1, _freed(before, w))
     return value
 
 def clear(self):
@@ -278,17 +280,19 @@ def __setitem__(self, key, value):
     _put()
 
 def popitem(self):
+    before = _currsize(self)
     key, value = _orig_popitem(self)
-    _handles.evicted(_capacity, 1, _value_bytes(self, (value,)))
+    _handles.evicted(_capacity, 1, _freed(before, self))
     return key, value
 
 def pop(self, key, *default):
+    before = _currsize(self)
     value = _orig_pop(self, key, _MISSING)
     if value is _MISSING:
         if default:
             return default[0]
         raise KeyError(key)
-    _handles.evicted(_explicit, 1, _value_bytes(self, (value,)))
+    _handles.evicted(_explicit, 1, _freed(before, self))
     return value
 
 def clear(self):
@@ -313,18 +317,19 @@ def setdefault(self, key, default=None):
     return _orig_setdefault(self, key, default)  # hit / put counted by the primitives
 
 def expire(self, time=None):
+    before = _currsize(self)
     pairs = _orig_expire(self, time)
     if pairs:
-        _handles.evicted(_expired, len(pairs), _value_bytes(self, [v for _k, v in pairs]))
+        _handles.evicted(_expired, len(pairs), _freed(before, self))
     return pairs
 
-def _value_bytes(self, values):
+def _currsize(self):
     if getattr(self, "_Cache__size", None) is None:
         return None
-    try:
-        return float(sum(self.getsizeof(v) for v in values))
-    except Exception:
-        return None
+    return self._Cache__currsize
+
+def _freed(before, self):
+    return None if before is None else float(before - self._Cache__currsize)
 '''
 
 
@@ -393,7 +398,7 @@ class CachetoolsShape(Shape):
             "_orig_setdefault": cls.setdefault, "_orig_expire": getattr(cls, "expire", None),
         }
         funcs = compile_functions(_CLASS, names, filename="<memexport cachetools class>")
-        methods = {k: v for k, v in funcs.items() if k != "_value_bytes"}
+        methods = {k: v for k, v in funcs.items() if k not in ("_currsize", "_freed")}
         if not _timed(cls):
             del methods["expire"]
         originals = {"_getitem": cls.__getitem__, "_contains": cls.__contains__}

@@ -7,7 +7,8 @@ listens with ``sqlalchemy.event.listen``:
 - ``checkout`` / ``checkin`` (and ``detach``) -> the use time of each connection and the
   oldest use;
 - at scrape, the pool's own numbers: ``checkedout()`` in use, ``checkedin()`` idle,
-  ``size() + max_overflow`` the maximum (a ``QueuePool``; other pools report what they have).
+  ``size() + max_overflow`` the maximum (a ``QueuePool``, read from its queue without its
+  mutex, as after a ``fork()`` it may be held forever; other pools report what they have).
 
 SQLAlchemy has no event for a checkout that waits or times out (``PoolEvents`` fire only once
 a connection was handed out, and ``handle_error`` only sees DBAPI errors, not the pool's
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -54,14 +56,27 @@ def _pool_of(target: Any) -> Pool:
     return target if isinstance(target, Pool) else target.pool
 
 
+def _waiting(p: Any) -> int | None:
+    """Connections in a ``QueuePool``'s queue, counted without taking its mutex (what
+    ``qsize()`` does): a mutex another thread held at ``fork()`` stays held in the child."""
+    items = getattr(getattr(p, "_pool", None), "queue", None)
+    return len(items) if isinstance(items, deque) else None
+
+
 def _in_use(target: Any) -> float | None:
-    p = _pool_of(target)
+    p: Any = _pool_of(target)
+    waiting = _waiting(p)
+    if waiting is not None and isinstance(getattr(p, "_overflow", None), int):
+        return float(p._pool.maxsize - waiting + p._overflow)  # checkedout(), lock-free
     checkedout = getattr(p, "checkedout", None)
     return checkedout() if callable(checkedout) else None
 
 
 def _idle(target: Any) -> float | None:
     p = _pool_of(target)
+    waiting = _waiting(p)
+    if waiting is not None:
+        return float(waiting)  # checkedin(), lock-free
     checkedin = getattr(p, "checkedin", None)
     return checkedin() if callable(checkedin) else None
 

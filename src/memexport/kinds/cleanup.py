@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from memexport.core import forks
 from memexport.core.checks import positive_number, shown
 from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import REGISTRY, Profile, Registry, resolve_profile
@@ -97,7 +97,7 @@ class CleanupHandles(Handles):
         self.duration = self.group.histogram(DURATION).observe
         self._failures: dict[str, Callable[[], int]] = {
             OTHER: self.group.counter(FAILURES, OTHER).inc}
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()
 
     def failure(self, type_name: str) -> None:
         inc = self._failures.get(type_name)

@@ -33,7 +33,9 @@ __all__ = ["MemexportInstrumentor", "use_opentelemetry"]
 log = logging.getLogger("memexport")
 
 _exports: dict[Any, OpenTelemetryExport] = {}
-_exports_lock = threading.Lock()
+# Re-entrant: ``_forget`` runs from a weakref finalizer, which the cyclic GC may call in this
+# thread while it holds the lock (a deadlock of the test suite, seen once).
+_exports_lock = threading.RLock()
 _GLOBAL = object()
 
 
@@ -129,7 +131,7 @@ def _forget_export(export: OpenTelemetryExport) -> None:
 def _after_fork_in_child() -> None:
     """A fork during a collection must not leave the child with a held lock or a stale read."""
     global _exports_lock
-    _exports_lock = threading.Lock()
+    _exports_lock = threading.RLock()
     for export in list(_exports.values()):
         export._after_fork()
 

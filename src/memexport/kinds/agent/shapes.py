@@ -260,7 +260,7 @@ class GenericShape(StoreShape):
         if opts.memory is not None:
             if isinstance(opts.memory, str):
                 if not is_cls and not isinstance(d(opts.memory), _CONTAINERS):
-                    raise ValueError(f"memory={opts.memory!r}: {shown(cls.__qualname__)}."
+                    raise ValueError(f"memory={shown(opts.memory)}: {shown(cls.__qualname__)}."
                                      f"{opts.memory} is not a dict, list, deque or set")
                 stores = _stores_of((opts.memory,))
             else:
@@ -302,7 +302,7 @@ class GenericShape(StoreShape):
         method: str | None = None
         if opts.cleanup is not None:
             if not callable(getattr(cls, opts.cleanup, None)):
-                raise ValueError(f"cleanup={opts.cleanup!r}: {shown(cls.__qualname__)} has no "
+                raise ValueError(f"cleanup={shown(opts.cleanup)}: {shown(cls.__qualname__)} has no "
                                  f"method of that name")
             method = opts.cleanup
         elif not explicit:

@@ -12,7 +12,7 @@ from memexport.core.checks import cached_options, shown
 from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import REGISTRY
 from memexport.instrument.events import Events, Handles, add, count
-from memexport.instrument.readers import reader_from
+from memexport.instrument.readers import container_len, reader_from
 
 __all__ = ["BYTES", "CLEANUPS", "EVENTS", "EVICTED", "ITEMS", "KIND", "LAST_CLEANUP", "LIMIT",
            "OVER", "WEAK", "AgentHandles", "AgentInfo", "AgentOptions", "as_unix_seconds",
@@ -98,7 +98,7 @@ class AgentInfo:
     def items(self, obj: Any) -> int | None:
         if self.stores is None:
             return None
-        return sum(len(c) for c in self.stores(obj))
+        return sum(container_len(c) for c in self.stores(obj))
 
 
 def as_unix_seconds(value: Any) -> float | None:

@@ -71,7 +71,7 @@ def getput_methods(target: Any, what: str, opts: CacheOptions) -> tuple[tuple[st
             lookups = ("get",)
     for attr in (*lookups, *stores):
         if not callable(getattr(target, attr, None)):
-            raise ValueError(f"{shown(what)} has no method {attr!r}")
+            raise ValueError(f"{shown(what)} has no method {shown(attr)}")
     return lookups, stores
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import math
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
@@ -12,7 +13,8 @@ from memexport.core.model import Kind
 from memexport.core.registry import Profile, SizeSpec
 from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape, on_target
-from memexport.instrument.mapping import PROXY, SELF, mapping_methods, originals_of
+from memexport.instrument.lru import death_reader
+from memexport.instrument.mapping import PROXY, SELF, as_size, mapping_methods, originals_of
 from memexport.instrument.proxy import proxy_base
 from memexport.instrument.readers import first_number, lazy_number
 from memexport.instrument.tracked import tracked_base
@@ -152,9 +154,7 @@ class LruShape(Shape):
             readers[BYTES] = opts.bytes
         elif sampling(opts):
             size = SizeSpec(_lru_entries, lambda f: f.cache_info().currsize, _lru_overhead, True)
-        from memexport.instrument.lru import death_reader
-
-        return Profile(kind, readers, pulled, size, death=death_reader(bounded))
+        return Profile(kind, readers, pulled, size, death=death_reader(bounded, type(obj)))
 
 
 # -- dict, OrderedDict, defaultdict: tracked builtins ---------------------------------------
@@ -230,12 +230,12 @@ def _init_sizes(target: Any, prefix: str, opts: CacheOptions, items: Iterable[An
     total = 0.0
     if opts.entry_sizer is not None:
         sizes = {}
-        for key, value in items:
-            try:
-                sizes[key] = float(opts.entry_sizer(key, value))
-            except Exception:  # counted when it fails at a put; here: unsized
-                continue
-            total += sizes[key]
+        try:
+            for key, value in items:
+                sizes[key] = as_size(opts.entry_sizer(key, value))
+                total += sizes[key]
+        except Exception:  # the bytes are unknown (absent) until the cache is empty
+            total = math.nan
     setattr(target, f"{prefix}_sizes", sizes)
     setattr(target, f"{prefix}_total", total)
 

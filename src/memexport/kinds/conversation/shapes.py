@@ -25,7 +25,7 @@ from memexport.core.model import Kind
 from memexport.core.registry import Component, Index, Profile, SizeSpec, profile_now
 from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape
-from memexport.instrument.readers import instance_attr
+from memexport.instrument.readers import container_len, instance_attr
 from memexport.instrument.templates import compile_functions
 from memexport.instrument.tracked import tracked_base
 from memexport.kinds.conversation.table import (
@@ -54,7 +54,7 @@ _UNSEEN = UNSEEN
 def _length_of(get: Callable[[Any], Any]) -> Callable[[Any], int | None]:
     def length(obj: Any) -> int | None:
         c = get(obj)
-        return None if c is None else len(c)
+        return None if c is None else container_len(c)
     return length
 
 
@@ -389,7 +389,8 @@ def _method_names(cls: type, given: tuple[str, ...] | None, defaults: tuple[str,
         return [n for n in defaults if callable(getattr(cls, n, None))][:1]
     for n in given:
         if not callable(getattr(cls, n, None)):
-            raise ValueError(f"{what}={n!r}: {shown(cls.__qualname__)} has no method {n!r}")
+            raise ValueError(f"{what}={shown(n)}: {shown(cls.__qualname__)} has no method "
+                             f"{shown(n)}")
     return list(given)
 
 

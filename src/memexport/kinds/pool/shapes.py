@@ -164,12 +164,12 @@ def how_of(owner: Any, label: str, opts: PoolOptions) -> How:
     method = getattr(owner, acquire, None)
     if not callable(method):
         if opts.acquire is not None:
-            raise ValueError(f"acquire={opts.acquire!r}: {shown(label)} has no method "
-                             f"{opts.acquire!r}")
+            raise ValueError(f"acquire={shown(opts.acquire)}: {shown(label)} has no method "
+                             f"{shown(opts.acquire)}")
         raise TypeError(cannot_tell(label))
     release = opts.release
     if release is not None and not callable(getattr(owner, release, None)):
-        raise ValueError(f"release={release!r}: {shown(label)} has no method {release!r}")
+        raise ValueError(f"release={shown(release)}: {shown(label)} has no method {shown(release)}")
     gen_fn, gen_async = generator_of(method) if opts.mode != "call" else (None, False)
     is_async = inspect.iscoroutinefunction(method)
     mode = opts.mode
@@ -324,6 +324,11 @@ class QueueShape(Shape):
 
     def matches(self, obj: Any, opts: PoolOptions) -> bool:
         return not opts.methods_given and (isinstance(obj, queue.Queue) or _is_async_queue(obj))
+
+    def check(self, obj: Any, opts: PoolOptions) -> None:
+        if opts.size is not None:
+            raise ValueError("size= is not read for a queue: resources put into it that were "
+                             "never handed out are counted as created")
 
     def variant(self, obj: Any, opts: PoolOptions) -> Any:
         return (type(obj), obj.maxsize > 0, opts)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memexport.core.checks import cached_options, shown
+from memexport.core.component import number
 from memexport.core.counters import Counter
 from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import REGISTRY
@@ -167,7 +168,7 @@ class PoolState:
         (a create and destroy inside one scrape interval cancel out)."""
         if value is None:
             return
-        value = float(value)
+        value = number(value)  # a str, a negative or an infinite size fails: counted
         if self.last is None:  # the resources present at wrap time count as created
             self.created = value
         elif value > self.last:
