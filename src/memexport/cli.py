@@ -1,14 +1,15 @@
-"""The ``memexport`` command: ``memexport demo`` and ``memexport bench``."""
+"""The ``memexport`` command: ``memexport demo``, ``memexport bench``, ``memexport assets``."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-USAGE = """usage: memexport {demo,bench} [options]
+USAGE = """usage: memexport {demo,bench,assets} [options]
 
   demo    run a simulated multi-agent app serving /metrics (memexport demo --help)
   bench   time memexport's hot paths against their baselines (memexport bench --help)
+  assets  write the alert rules for your settings (memexport assets --help)
 """
 
 
@@ -22,6 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from memexport.demo import main as demo_main
 
         return demo_main(rest)
+    if command == "assets":
+        from memexport.assets.cli import main as assets_main
+
+        return assets_main(rest)
     if command == "bench":
         from memexport.bench import main as bench_main
 
