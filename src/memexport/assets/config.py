@@ -387,20 +387,24 @@ def _validate(obj: Any, where: str) -> None:
                 raise ConfigError(f"{where}.{_key(f.name)}: a ratio must be <= 1, got {value!r}")
 
 
-def _set(data: dict[str, Any], dotted: str, raw: str) -> None:
-    """Put ``raw`` (JSON if it parses, else the string) at a dotted key of ``data``."""
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Put ``value`` at a dotted key (``process.trend_window``) of a nested mapping."""
     parts = dotted.split(".")
     node = data
     for p in parts[:-1]:
         child = node.setdefault(p, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {dotted}: {p!r} is not a section")
+            raise ConfigError(f"{dotted}: {p!r} is not a section")
         node = child
-    try:
-        value: Any = json.loads(raw)
-    except ValueError:
-        value = raw
     node[parts[-1]] = value
+
+
+def _raw(text: str) -> Any:
+    """A ``--set`` value: JSON if it parses (numbers, lists, quoted strings), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -409,7 +413,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, got {item[:60]!r}")
-        _set(data, key.strip(), raw.strip())
+        _set(data, key.strip(), _raw(raw.strip()))
     return data
 
 
@@ -444,7 +448,10 @@ def _parse(text: str, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{where}: the config must be a mapping at the top level")
-    return loaded
+    data: dict[str, Any] = {}
+    for key, value in loaded.items():  # dotted keys (as `memexport assets config` prints)
+        _set(data, str(key), value)
+    return data
 
 
 def describe(cls: type[Any] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
