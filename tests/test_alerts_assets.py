@@ -158,3 +158,23 @@ def test_pools_held_on_purpose(tmp_path: Path, held: str) -> None:
         assert res.returncode == 0, got
     else:  # fires; its annotations are checked in alerts/tests/pools.test.yml
         assert 'alertname="MemexportPoolResourceHeldTooLong"' in got and "got:[]" not in got
+
+
+def test_counters_the_rules_increase_exist_at_zero_from_the_start() -> None:
+    """increase() misses a counter's first event if the series appears with it: memexport
+    exports its error and overflow counters at 0 from the start (the cleanup failures, one
+    series per exception type, are added up from 0 by a recording rule instead)."""
+    from memexport.core.registry import Registry
+    from memexport.kinds.cleanup import cleanup
+
+    reg = Registry()
+    cleanup(lambda: None, name="trim", period=60, registry=reg)
+    samples = {(f.name, tuple(sorted(labels.items()))): value
+               for f in reg.collect() for labels, value in f.samples}
+    assert samples[("memexport_collector_errors_total", (("collector", "registry"),))] == 0
+    assert samples[("memexport_collector_errors_total", (("collector", "cleanup"),))] == 0
+    assert samples[("memexport_series_overflow_total", (("kind", "cleanup"),))] == 0
+    assert samples[("memexport_cleanup_runs_total", (("cleanup", "trim"),))] == 0
+    rule = render_rules()["agents.rules.yml"]
+    assert "or on (job, instance, cleanup)\n          0 * max by (job, instance, cleanup) " \
+           "(memexport_cleanup_runs_total" in rule
