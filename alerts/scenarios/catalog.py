@@ -157,9 +157,9 @@ def _leak(onset: float, per_hour: float) -> Fn:
 def memory_leaks() -> list[Scenario]:
     fast = 1.0 * GiB
     return [
-        Scenario("slow-leak", "slow RSS leak: +20 MiB/h from 40 % of a 2 GiB limit",
-                 lambda: (hist(80), app(process={
-                     "limit": 2 * GiB, "rss": rss_of(level=0.7 * GiB,
+        Scenario("slow-leak", "slow RSS leak: +20 MiB/h from 40 % of a 1 GiB limit",
+                 lambda: (hist(54), app(process={
+                     "limit": 1 * GiB, "rss": rss_of(level=0.28 * GiB,
                                                      leak=_leak(24 * H, 20 * MiB))})),
                  (ticket(6 * H), page_before()), onset=24 * H),
         Scenario("fast-leak", "fast RSS leak: +1 GiB/h on a 4 GiB limit",
@@ -193,9 +193,9 @@ def memory_leaks() -> list[Scenario]:
                      "source": "physical", "limit": 16 * GiB,
                      "rss": rss_of(level=1.2 * GiB, leak=_leak(4 * H, fast))})),
                  (ticket(1 * H), page_before()), onset=4 * H),
-        Scenario("fd-leak", "fd leak: +40 descriptors/h of 1024",
-                 lambda: (hist(50), app(process={
-                     "fds": lambda c: 60 + 40 * leaked_since(c, 24 * H) / H})),
+        Scenario("fd-leak", "fd leak: +60 descriptors/h of 1024",
+                 lambda: (hist(42), app(process={
+                     "fds": lambda c: 60 + 60 * leaked_since(c, 24 * H) / H})),
                  (ticket(6 * H), page_before("fds")), onset=24 * H),
         Scenario("crash-loop", "crash loop: every process dies 8 minutes after its start",
                  lambda: (hist(12), app(process={"crash_onset": 6 * H})),
@@ -229,7 +229,7 @@ def component_leaks() -> list[Scenario]:
     day = daily()
     return [
         Scenario("unbounded-cache", "unbounded memo cache shipped at 4h (+3 entries/s)",
-                 lambda: (hist(24), app(caches=[*default_caches(), Cache(
+                 lambda: (hist(12), app(caches=[*default_caches(), Cache(
                      "request_memo", None, lambda c: 3.0 if c.t >= 4 * H else 0.0,
                      lambda c, fill: 0.0, entry_bytes=2048)])),
                  (ticket(6 * H),), onset=4 * H),
@@ -248,21 +248,21 @@ def component_leaks() -> list[Scenario]:
                                                     leak_onset=4 * H)])),
                  (ticket(2 * H),), onset=4 * H),
         Scenario("history-40", "unbounded history: one session +40 messages/h",
-                 lambda: (hist(24), app(sessions=[history(40), *default_sessions()[:1]])),
+                 lambda: (hist(12), app(sessions=[history(40), *default_sessions()[:1]])),
                  (ticket(6 * H),), onset=6 * H),
         Scenario("history-10", "unbounded history: one session +10 messages/h",
-                 lambda: (hist(24), app(sessions=[history(10), *default_sessions()[:1]])),
+                 lambda: (hist(12), app(sessions=[history(10), *default_sessions()[:1]])),
                  (ticket(6 * H),), onset=6 * H),
         Scenario("sessions-leak", "5 % of chat sessions and graph threads never freed, "
                                   "x3 daily churn",
-                 lambda: (hist(30), app(traffic=day, sessions=[
+                 lambda: (hist(24), app(traffic=day, sessions=[
                      Sessions("conversation", "chat", lambda c: 0.5 * day(c), 300, leak=0.05,
                               leak_onset=6 * H),
                      Sessions("conversation", "graph_threads", lambda c: 0.1 * day(c), 900,
                               threads=True, leak=0.05, leak_onset=6 * H)])),
                  (ticket(6 * H), Expect("steady")), onset=6 * H),
         Scenario("agents-leak", "5 % of task agents kept alive, x3 daily churn",
-                 lambda: (hist(30), app(traffic=day, sessions=[
+                 lambda: (hist(24), app(traffic=day, sessions=[
                      Sessions("agent", "task_worker", lambda c: 0.3 * day(c), 120, leak=0.05,
                               leak_onset=6 * H)])),
                  (ticket(6 * H), Expect("steady")), onset=6 * H),

@@ -104,6 +104,7 @@ def test_file(hist: History, cols: dict[Series, list[float | None]], rule_files:
     doc = {
         "rule_files": [str(p) for p in rule_files],
         "evaluation_interval": "1m",
+        "group_eval_order": group_order(rule_files),
         "tests": [{
             "interval": f"{int(hist.step)}s",
             "input_series": [{"series": labels_text(k), "values": promtool_values(v)}
@@ -113,6 +114,14 @@ def test_file(hist: History, cols: dict[Series, list[float | None]], rule_files:
         }],
     }
     return json.dumps(doc)  # JSON is YAML, and much faster to write and to read
+
+
+def group_order(rule_files: list[Path]) -> list[str]:
+    """Recording groups first, then alert groups, each in file order: without an order promtool
+    evaluates groups in random order, and alerts would read last minute's recorded values."""
+    names = [m.group(1) for p in rule_files
+             for m in re.finditer(r"^  - name: (\S+)$", p.read_text(), re.M)]
+    return sorted(names, key=lambda n: not n.endswith(".rules"))
 
 
 def parse(output: str) -> tuple[list[tuple[float, str, dict[str, str]]], list[str]]:
