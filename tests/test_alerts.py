@@ -41,6 +41,9 @@ RUNBOOK_URL = "https://github.com/memexport/memexport/blob/main/alerts/runbook.m
 ALERT_NAME = re.compile(r"Memexport(?:[A-Z][a-z0-9]*)+")
 RECORD_NAME = re.compile(r"[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*")
 SEVERITIES = {"critical", "warning", "info"}
+#: The Grafana dashboard each rule file's alerts link to (grafana/dashboards_src UIDs).
+DASHBOARD_UIDS = {"process": "memexport-process", "caches": "memexport-caches",
+                  "pools": "memexport-pools", "agents": "memexport-agents"}
 
 T = TypeVar("T")
 
@@ -102,6 +105,21 @@ def test_rule_and_test_files_exist() -> None:
     assert TEST_FILES, f"no *.test.yml in {ALERTS / 'tests'}"
 
 
+def test_committed_rules_match_the_generator() -> None:
+    """alerts/*.rules.yml are generated from memexport.assets' default config (drift test)."""
+    from memexport.assets.generate import differences, render_rules
+
+    diff = differences(ALERTS, render_rules())
+    assert not diff, ("alerts/ differs from the generator; run "
+                      "`memexport assets rules --out alerts`: " + ", ".join(diff))
+
+
+def test_dashboard_uids_are_the_dashboards() -> None:
+    dashboards = (ROOT / "grafana" / "dashboards").glob("*.json")
+    uids = {json.loads(p.read_text())["uid"] for p in dashboards}
+    assert set(DASHBOARD_UIDS.values()) <= uids, uids
+
+
 @pytest.mark.parametrize("rules", RULE_FILES, ids=_ids(RULE_FILES))
 def test_promtool_check_rules(rules: Path) -> None:
     promtool = require_binary("promtool")
@@ -147,8 +165,13 @@ def test_alert_conventions() -> None:
             problems.append(f"{where}: runbook_url {url!r} != {RUNBOOK_URL + name.lower()!r}")
         if name.lower() not in anchors:
             problems.append(f"{where}: no '## {name}' section in {RUNBOOK.name}")
-        if set(ann) - {"summary", "description", "runbook_url"}:
-            problems.append(f"{where}: unexpected annotations {sorted(ann)}")
+        uid = DASHBOARD_UIDS[path.name.split(".")[0]]
+        dash = ann.get("dashboard_url", "")
+        if not dash.startswith(f"http://localhost:3000/d/{uid}?var-job="):
+            problems.append(f"{where}: dashboard_url {dash!r} does not open dashboard {uid!r}")
+        if set(ann) != {"summary", "description", "runbook_url", "dashboard_url"}:
+            problems.append(f"{where}: annotations {sorted(ann)}, want summary, description, "
+                            f"runbook_url, dashboard_url")
     assert not problems, "\n".join(problems)
 
 

@@ -17,7 +17,7 @@ from typing import Protocol, TextIO
 
 import memexport
 
-__all__ = ["PART_MODULES", "SCENARIOS", "Part", "run"]
+__all__ = ["ACCELERATED", "PART_MODULES", "SCENARIOS", "Part", "run"]
 
 #: Sibling modules that contribute parts; missing ones are skipped.
 PART_MODULES = ("core", "caches", "pools", "agents", "native")
@@ -27,6 +27,12 @@ SCENARIOS = {
             "agents kept alive, histories growing",
     "exhaust": "steady load, but one pool is too small and its acquires time out",
 }
+
+
+#: Set by ``run(leak_rate=...)`` before the parts load: bytes a second the ``leak`` scenario
+#: retains in its unbounded memo cache (an instrumented component), instead of the anonymous
+#: ballast, so that alerts can name the component at fault within minutes.
+ACCELERATED: dict[str, float] = {}
 
 
 class Part(Protocol):
@@ -70,9 +76,13 @@ def status_line(collector: object, server: memexport.MetricsServer, scenario: st
 
 
 def run(*, port: int, addr: str, duration: float | None, scenario: str, tick: float,
-        collector_interval: float, out: TextIO = sys.stdout) -> int:
+        collector_interval: float, out: TextIO = sys.stdout,
+        leak_rate: float | None = None) -> int:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}: use one of {sorted(SCENARIOS)}")
+    ACCELERATED.clear()
+    if leak_rate is not None:
+        ACCELERATED["bytes_per_second"] = leak_rate * 2**20
     server = memexport.start_http_server(port, addr, collector=False)
     # Parts first: their imports (LangGraph, SQLAlchemy) are not the app's allocations.
     parts = load_parts(scenario)
@@ -129,7 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="seconds between simulated work steps (default 1)")
     p.add_argument("--collector-interval", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between process-collector readings (default 5)")
+    p.add_argument("--leak-rate", type=float, default=None, metavar="MIB_PER_S",
+                   help="leak scenario: retain this many MiB a second in the unbounded memo "
+                        "cache (an accelerated leak, for alert demos)")
     args = p.parse_args(argv)
+    if args.leak_rate is not None and args.leak_rate <= 0:
+        p.error(f"--leak-rate must be positive, got {args.leak_rate!r}")
     if args.duration is not None and args.duration <= 0:
         p.error(f"--duration must be positive, got {args.duration!r}")
     if args.tick <= 0:
@@ -137,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(port=args.port, addr=args.addr, duration=args.duration,
                    scenario=args.scenario, tick=args.tick,
-                   collector_interval=args.collector_interval)
+                   collector_interval=args.collector_interval, leak_rate=args.leak_rate)
     except OSError as exc:
         print(f"memexport demo: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,13 @@
+"""Assets shipped beside the library, generated from one config: the Prometheus alert rules
+(``alerts/*.rules.yml``) now, the Grafana dashboards' selectors and UIDs later.
+
+``render_rules(Config())`` gives the committed files; ``memexport assets rules --config
+mine.yml --out DIR`` writes a tuned copy.
+"""
+
+from __future__ import annotations
+
+from memexport.assets.config import Config, ConfigError, load_config
+from memexport.assets.generate import render_rules, write_rules
+
+__all__ = ["Config", "ConfigError", "load_config", "render_rules", "write_rules"]
