@@ -30,6 +30,7 @@ DEBIAN_PACKAGE = {
     "tmux": "tmux",
     "node": "nodejs",
     "npm": "npm",
+    "kubectl": "kubernetes-client",
 }
 
 
