@@ -1,6 +1,6 @@
 """The npm packages some tests check shipped files against (tests/npm/package.json, pinned by
 its package-lock.json), installed once per lock file into a cache directory, never into the
-checkout: ``$MEMEXPORT_TEST_CACHE`` or ``$XDG_CACHE_HOME/memexport`` or ``~/.cache/memexport``.
+checkout (tests/cache_support.py says where).
 
 ``node_modules()`` installs them (``npm ci``) when the cache lacks that lock's install;
 ``run_node`` and ``tsc`` run node and TypeScript in a work directory that sees them.
@@ -8,29 +8,17 @@ checkout: ``$MEMEXPORT_TEST_CACHE`` or ``$XDG_CACHE_HOME/memexport`` or ``~/.cac
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+from cache_support import cache_root, install_lock
 from conftest import ROOT, require_binary
 
 NPM_PROJECT = ROOT / "tests" / "npm"
 PROJECT_FILES = ("package.json", "package-lock.json", ".npmrc")
-
-
-def cache_root() -> Path:
-    """Where the test suite keeps what it installs (npm packages, venvs) between runs."""
-    explicit = os.environ.get("MEMEXPORT_TEST_CACHE")
-    if explicit:
-        root = Path(explicit)
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = (Path(xdg) if xdg else Path.home() / ".cache") / "memexport"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def _lock_digest() -> str:
@@ -49,8 +37,7 @@ def node_modules() -> Path:
     marker = target / ".installed"
     if marker.exists():
         return target / "node_modules"
-    with open(root / "npm.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run on this machine may be installing
+    with install_lock("npm"):  # another test run on this machine may be installing
         if not marker.exists():
             staging = root / f"{target.name}.partial-{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
