@@ -86,6 +86,9 @@ class Shape:
     #: options) alone: then they are worked out once per type, and instrumenting another
     #: object of it costs its registration only. Shapes reading the instance say False.
     by_type: ClassVar[bool] = True
+    #: A tracked shape whose new object is a view sharing the original's state (a queue):
+    #: it keeps the original (``_me_origin``), is found by it, and ``uninstrument`` gives it.
+    view: ClassVar[bool] = False
 
     def matches(self, obj: Any, opts: Any) -> bool:
         """Whether this shape handles ``obj`` (explicit options included)."""
@@ -271,6 +274,10 @@ class KindSpec:
             comp = object.__getattribute__(obj, "_self_component")
             if comp is None or comp.group.kind is not self.kind:
                 return None  # a proxy of another kind
+        elif comp is None and hasattr(type(obj), "__memexport_tracked__"):
+            comp = getattr(obj, "_me_component", None)  # a view, found by its original
+            if comp is None or comp.group.kind is not self.kind:
+                return None
         return comp
 
     def instrument(self, obj: Any, name: Any, registry: Registry, opts: Any) -> Any:
@@ -318,7 +325,7 @@ class KindSpec:
             cls = derived_class(handles.classes, (id(shape), variant, opts),
                                 shape.base(obj), lambda: shape.methods(handles, obj, opts))
             target = shape.build(cls, obj, opts)
-            key = id(obj) if style == "proxy" else id(target)
+            key = id(obj) if style == "proxy" or shape.view else id(target)
             comp = registry.register(target, self.kind, group, profile, index=self.index,
                                      key=key)
             setattr(target, "_self_component" if style == "proxy" else "_me_component", comp)
@@ -423,6 +430,12 @@ class KindSpec:
         if obj is not None and hasattr(type(obj), "__memexport_tracked__"):
             detached = type(obj).__mro__[1]  # the tracked base: a plain builtin subclass
             object.__setattr__(obj, "__class__", detached)
+            object.__setattr__(obj, "_me_component", None)
+            original = getattr(obj, "_me_origin", None)  # a view sharing an object's state
+            if original is not None:  # what the view changed (counts, flags) goes back
+                vars(original).update(
+                    {k: v for k, v in vars(obj).items() if not k.startswith("_me_")})
+                return original
         return obj if obj is not None else target
 
     def _uninstrument_class(self, cls: type) -> type:
