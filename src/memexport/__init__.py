@@ -4,6 +4,7 @@ Wrap the objects that hold memory, start the exporter, and let Prometheus alert 
 Grafana dashboards (shipped beside this package) watch them.
 """
 
+from memexport.actions import action, start_actions
 from memexport.core.budgets import budget
 from memexport.core.config import configure
 from memexport.core.registry import REGISTRY
@@ -25,6 +26,7 @@ from memexport.process.collector import start_collector, stop_collector
 __all__ = [
     "REGISTRY",
     "MetricsServer",
+    "action",
     "agent",
     "budget",
     "cache",
@@ -34,6 +36,7 @@ __all__ = [
     "make_asgi_app",
     "make_wsgi_app",
     "pool",
+    "start_actions",
     "start_collector",
     "start_http_server",
     "stop_collector",
