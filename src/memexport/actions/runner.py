@@ -128,7 +128,8 @@ class Dispatcher:
                 if rss0 is not None:
                     rss1 = rss_bytes()
                     freed = max(0, rss0 - rss1) if rss1 is not None else 0
-                    outcome["freed_bytes"] = freed
+                    outcome.update(freed_bytes=freed, rss_before_bytes=rss0,
+                                   rss_after_bytes=rss1)
                     metrics.freed(act.name, freed)
                 if timed_out.is_set():
                     act.last = self._summary(job, ctx, {**outcome, "outcome": "timeout"})
