@@ -46,16 +46,22 @@ class Limiter:
         self.limits = limits
         self._clock = time.monotonic
         self._starts: deque[float] = deque()
-        self._busy = False
+        self._running = False  # a run started and not returned
+        self._running_firing = False
+        self._late = False  # ... and past its timeout: nothing else of this action may start
+        self._queued = 0  # admitted, waiting for the dispatcher
+        self._queued_firing = 0
         self._lock = threading.Lock()
 
     def admit(self, *, limited: bool = True) -> str | None:
-        """Take the run slot: None if admitted, else the skip reason. ``limited=False``
-        (resolved alerts) checks only that no run is in progress."""
+        """Reserve a run: None if admitted, else the skip reason. Runs of one action never
+        overlap: the dispatcher runs them in turn, and none starts while one is past its
+        timeout. ``limited=False`` (resolved alerts) needs only that; a firing run also needs
+        no other firing run waiting or running, and its limits."""
         now = self._clock()
         lim = self.limits
         with self._lock:
-            if self._busy:
+            if self._late or (limited and (self._queued_firing or self._running_firing)):
                 return "running"
             if limited:
                 while self._starts and now - self._starts[0] >= lim.window:
@@ -65,19 +71,48 @@ class Limiter:
                 if len(self._starts) >= lim.max_runs:
                     return "rate_limit"
                 self._starts.append(now)
-            self._busy = True
+                self._queued_firing += 1
+            self._queued += 1
             return None
 
-    def release(self) -> None:
-        """The admitted run ended (or was never started)."""
+    def cancel(self, *, limited: bool = True) -> None:
+        """An admitted run that will not start after all (queue full, dry run)."""
         with self._lock:
-            self._busy = False
+            self._queued = max(0, self._queued - 1)
+            if limited:
+                self._queued_firing = max(0, self._queued_firing - 1)
+                if self._starts:
+                    self._starts.pop()
+
+    def start(self, *, limited: bool = True) -> None:
+        """The dispatcher starts an admitted run."""
+        with self._lock:
+            self._queued = max(0, self._queued - 1)
+            if limited:
+                self._queued_firing = max(0, self._queued_firing - 1)
+            self._running = True
+            self._running_firing = limited
+
+    def timed_out(self) -> None:
+        """The started run is past its timeout and still going."""
+        with self._lock:
+            self._late = self._running
+
+    def release(self) -> None:
+        """The started run returned."""
+        with self._lock:
+            self._running = self._running_firing = self._late = False
+
+    @property
+    def late(self) -> bool:
+        return self._late
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self._running or self._queued > 0
 
     def reset_after_fork(self) -> None:
-        """A child has no run in progress (the thread running it stayed in the parent)."""
+        """A child has no run in progress or waiting (those threads stayed in the parent)."""
         self._lock = threading.Lock()
-        self._busy = False
+        self._running = self._running_firing = self._late = False
+        self._queued = self._queued_firing = 0

@@ -66,15 +66,16 @@ class Dispatcher:
 
     def submit(self, act: Action, status: str, alerts: tuple[Alert, ...]) -> str | None:
         """Queue a run of ``act``: None if queued, else why it was skipped (counted)."""
-        reason = act.limiter.admit(limited=status == "firing")
+        limited = status == "firing"
+        reason = act.limiter.admit(limited=limited)
         if reason is None and self.dry_run:
-            act.limiter.release()
+            act.limiter.cancel(limited=limited)
             reason = "dry_run"
         if reason is None:
             try:
                 self._queue.put_nowait(Job(act, status, alerts))
             except queue.Full:
-                act.limiter.release()
+                act.limiter.cancel(limited=limited)
                 reason = "queue_full"
             else:
                 self._ensure_thread()
@@ -111,7 +112,8 @@ class Dispatcher:
                             registry=self.registry, store=self.store)
         outcome: dict[str, Any] = {}
         done = threading.Event()
-        timed_out = threading.Event()
+        handoff = threading.Lock()  # who reports the end: the dispatcher, or a late run
+        late = [False]
 
         def work() -> None:
             rss0 = rss_bytes() if act.frees else None
@@ -131,14 +133,22 @@ class Dispatcher:
                     outcome.update(freed_bytes=freed, rss_before_bytes=rss0,
                                    rss_after_bytes=rss1)
                     metrics.freed(act.name, freed)
-                if timed_out.is_set():
+                with handoff:
+                    done.set()
+                    is_late = late[0]
+                if is_late:
                     act.last = self._summary(job, ctx, {**outcome, "outcome": "timeout"})
                 act.limiter.release()
-                done.set()
-                with self._idle:
-                    self.completed += 1
-                    self._idle.notify_all()
+                if is_late:
+                    self._ended()
 
+        limited = job.status == "firing"
+        if act.limiter.late:  # its previous run is still going, past its timeout
+            act.limiter.cancel(limited=limited)
+            metrics.skipped(act.name, "running")
+            self._ended()
+            return
+        act.limiter.start(limited=limited)
         metrics.run(act.name)
         try:
             thread = threading.Thread(target=work, name=f"memexport-action-{act.name}",
@@ -148,9 +158,13 @@ class Dispatcher:
             act.limiter.release()
             metrics.failure(act.name, "error")
             self._log_once(act.name, exc)
+            self._ended()
             return
-        if not done.wait(timeout):
-            timed_out.set()
+        done.wait(timeout)
+        with handoff:
+            late[0] = not done.is_set()
+        if late[0]:
+            act.limiter.timed_out()
             metrics.failure(act.name, "timeout")
             metrics.duration(act.name, timeout)
             act.last = self._summary(job, ctx, {"outcome": "timeout"})
@@ -160,11 +174,17 @@ class Dispatcher:
         if outcome.get("outcome") == "error":
             metrics.failure(act.name, "error")
         act.last = self._summary(job, ctx, outcome)
+        self._ended()
         log.info("memexport: action %s ran for %s alert %s: %s in %.3f s%s", act.name,
                  job.status, ctx.alertname or "?", outcome.get("outcome"),
                  outcome.get("duration_seconds", 0.0),
                  f", {outcome['freed_bytes']} bytes of RSS freed" if "freed_bytes" in outcome
                  else "")
+
+    def _ended(self) -> None:
+        with self._idle:
+            self.completed += 1
+            self._idle.notify_all()
 
     @staticmethod
     def _summary(job: Job, ctx: ActionContext, outcome: dict[str, Any]) -> dict[str, Any]:
