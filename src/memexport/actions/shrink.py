@@ -162,9 +162,8 @@ def shrink_cache(obj: Any, fraction: float, hook: Callable[..., Any] | None = No
     if k <= 0:
         return 0, "empty"
     if _is_cachetools(inner):
-        expire = getattr(obj, "expire", None)
-        if callable(expire):
-            expire()
+        if callable(getattr(inner, "expire", None)):  # TTL caches (the proxy has one anyway)
+            obj.expire()
         gone = before - (length(obj) or 0)
         return gone + _pop(obj.popitem, k - gone, deadline), "popitem"
     whole = k >= before and callable(getattr(obj, "clear", None))
