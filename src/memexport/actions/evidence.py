@@ -10,6 +10,7 @@ grew since the process was healthy; that writes nothing.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from memexport.actions.catalog import Action, ActionContext, Match
 from memexport.actions.limits import Limits
+from memexport.actions.referrers import type_counts
 from memexport.actions.sections import (
     DEFAULT_SECTIONS,
     SECTIONS,
@@ -50,12 +52,16 @@ class Evidence:
                 self._primed = True
                 if "tracemalloc" in self.sections and self.state.baseline is None:
                     rebaseline(self.state)
+                if "referrers" in self.sections and self.state.type_counts is None:
+                    self.state.type_counts = type_counts(gc.get_objects())
 
     def __call__(self, ctx: ActionContext) -> None:
         with self._lock:
             self._primed = True
             if ctx.status == "resolved":
                 ctx.result["rebaselined"] = rebaseline(self.state)
+                if "referrers" in self.sections:
+                    self.state.type_counts = type_counts(gc.get_objects())
                 return
             self._capture(ctx)
 
