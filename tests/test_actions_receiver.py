@@ -435,3 +435,56 @@ def test_match() -> None:
     assert Match.of("*").matches(Alert("firing", {"alertname": "Z"}, {}, "", "", ""))
     with pytest.raises(ValueError, match="on must be"):
         Match.of("A", on="sometimes")
+
+
+def test_serve_false_mounts_in_an_app_of_your_own() -> None:
+    """The receiver as a WSGI app inside a real Flask app (as in a pre-fork worker)."""
+    flask = pytest.importorskip("flask")
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    actions = ActionSet()
+    calls: list[str] = []
+    memexport.action(lambda ctx: calls.append(ctx.alertname), name="noop", alerts="TestAlert",
+                     actions=actions, cooldown=0)
+    svc = start_actions(serve=False, bearer_token=TOKEN, action_set=actions,
+                        registry=Registry(), instance="app-0")
+    try:
+        app = flask.Flask("app")
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/actions": lambda e, s: svc.app(
+            {**e, "PATH_INFO": "/actions" + e.get("PATH_INFO", "")}, s)})
+        client = app.test_client()
+        body = payload(alert("TestAlert", instance="app-0"))
+        assert client.post("/actions/webhook", json=body).status_code == 401
+        res = client.post("/actions/webhook", json=body,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+        assert res.status_code == 200 and res.get_json()["for_this_process"] == 1
+        assert svc.wait_idle(1, 30) and calls == ["TestAlert"]
+        with pytest.raises(ValueError, match="serve=False"):
+            start_actions(serve=False, port=1, action_set=ActionSet(), registry=Registry())
+    finally:
+        svc.close()
+
+
+def test_a_forked_child_starts_afresh(rx: Receiver) -> None:
+    """A run in progress at fork stays in the parent; the child runs its own."""
+    release = threading.Event()
+    rx.add("slow", fn=lambda ctx: release.wait(10), cooldown=0)
+    rx.send(rx.ours())
+    for _ in range(100):
+        if rx.actions.get("slow").limiter.busy:  # type: ignore[union-attr]
+            break
+        time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:  # the child: not busy, and its dispatcher runs a new run
+        code = 1
+        try:
+            act = rx.actions.get("slow")
+            assert act is not None and not act.limiter.busy
+            release.set()
+            assert rx.svc.dispatcher.submit(act, "firing", ()) is None
+            code = 0 if rx.svc.dispatcher.wait_idle(rx.svc.dispatcher.completed + 1, 10) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    release.set()
+    assert os.waitstatus_to_exitcode(status) == 0

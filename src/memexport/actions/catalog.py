@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from memexport.actions.limits import Limiter, Limits
 from memexport.actions.payload import STATUSES, Alert
+from memexport.core import forks
 from memexport.core.checks import shown
 
 __all__ = ["ACTIONS", "MAX_ACTIONS", "Action", "ActionContext", "ActionSet", "Match", "action",
@@ -145,6 +147,7 @@ class ActionSet:
         self._actions: dict[str, Action] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Action], None]] = []
+        _sets.add(self)
 
     def add(self, act: Action, *, replace: bool = False) -> Action:
         with self._lock:
@@ -175,6 +178,11 @@ class ActionSet:
         with self._lock:
             self._listeners.append(listener)
 
+    def off_add(self, listener: Callable[[Action], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
     def matching(self, alerts: Iterable[Alert]) -> list[tuple[Action, str, tuple[Alert, ...]]]:
         """``(action, status, alerts)`` for each action some of ``alerts`` trigger, firing
         and resolved apart, in run order."""
@@ -191,6 +199,15 @@ class ActionSet:
         self._lock = threading.Lock()
         for act in list(self._actions.values()):
             act.limiter.reset_after_fork()
+
+
+_sets: weakref.WeakSet[ActionSet] = weakref.WeakSet()
+
+
+@forks.after_fork_in_child
+def _after_fork() -> None:
+    for action_set in list(_sets):
+        action_set.reset_after_fork()
 
 
 #: The process-wide actions (``@memexport.action`` registers here).

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,16 @@ log = logging.getLogger("memexport")
 
 #: Runs waiting for the dispatcher at most; more are skipped (``queue_full``).
 DEFAULT_QUEUE = 32
+
+
+_dispatchers: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+
+
+@forks.after_fork_in_child
+def _after_fork() -> None:
+    """A child has no action thread: each dispatcher starts afresh (held weakly here)."""
+    for dispatcher in list(_dispatchers):
+        dispatcher._after_fork()
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ class Dispatcher:
         self._logged: set[tuple[str, str]] = set()
         self.completed = 0  # runs that ended (for tests: no sleeping on time)
         self._idle = threading.Condition(threading.Lock())
-        forks.after_fork_in_child(self._after_fork)
+        _dispatchers.add(self)
 
     def _after_fork(self) -> None:
         self._queue = queue.Queue(self._queue_size)

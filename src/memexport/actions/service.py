@@ -24,7 +24,6 @@ from memexport.actions.payload import Notification
 from memexport.actions.receiver import DEFAULT_PREFIX, ReceiverApp
 from memexport.actions.runner import Dispatcher
 from memexport.actions.store import EvidenceStore
-from memexport.core import forks
 from memexport.core.registry import REGISTRY, Registry
 from memexport.exporters.prometheus import (
     DEFAULT_MAX_CONNECTIONS,
@@ -115,6 +114,7 @@ class ActionService:
         return self.dispatcher.wait_idle(completed, timeout)
 
     def close(self) -> None:
+        self.actions.off_add(self.metrics.declare)
         if self._undo is not None:
             self._undo()
             self._undo = None
@@ -153,6 +153,7 @@ def start_actions(
     registry: Registry = REGISTRY,
     prefix: str = DEFAULT_PREFIX,
     dry_run: bool | None = None,
+    serve: bool = True,
     allow_unauthenticated: bool = False,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     timeout: float = DEFAULT_TIMEOUT,
@@ -169,7 +170,8 @@ def start_actions(
     ``actions`` are added to ``action_set`` (the process-wide ``ACTIONS``, where
     ``@memexport.action`` registers); ``config`` (a mapping, or a JSON/TOML/YAML file, also
     ``MEMEXPORT_ACTIONS_CONFIG``) adds more and sets the above. ``dry_run`` matches and counts
-    but runs nothing.
+    but runs nothing. ``serve=False`` starts no server: mount ``service.app`` (WSGI) in an
+    app of your own, under ``prefix``.
     """
     settings = load_settings(config, action_set)
     for act in actions:
@@ -209,9 +211,17 @@ def start_actions(
         service._undo = server.mount(app, app.owns)
         service.url = server.url.rsplit("/", 1)[0] + app.prefix
     else:
-        _serve(service, app, identity, port, addr, certfile, keyfile, authed,
-               allow_unauthenticated, max_connections, float(timeout))
-    forks.after_fork_in_child(action_set.reset_after_fork)
+        if server is None:  # the metrics server is elsewhere: its port, if it is the usual
+            raw, name = _setting(None, "MEMEXPORT_PORT", 9464)
+            identity.add_port(_port_from(raw, name))
+        if serve:
+            _serve(service, app, identity, port, addr, certfile, keyfile, authed,
+                   allow_unauthenticated, max_connections, float(timeout))
+        elif port is not None or addr is not None or certfile is not None:
+            raise ValueError("serve=False starts no server: port=, addr= and certfile= are "
+                             "for the receiver's own port")
+        else:
+            service.url = app.prefix
     if store is None and any(isinstance(a.fn, Evidence) for a in action_set.all()):
         service.close()
         raise ValueError("evidence actions need evidence_dir= (or MEMEXPORT_EVIDENCE_DIR): "
