@@ -488,3 +488,57 @@ def test_a_forked_child_starts_afresh(rx: Receiver) -> None:
     _, status = os.waitpid(pid, 0)
     release.set()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_alerts_naming_another_replica_are_relayed_to_it() -> None:
+    """Two replicas on one port (127.0.0.1 and 127.0.0.2, as two pod IPs), Alertmanager's
+    notification reaching the wrong one: it forwards the alert, once, with the token."""
+    from conftest import free_port
+
+    port = free_port()
+    sets = [ActionSet(), ActionSet()]
+    calls: list[tuple[str, str]] = []
+    for i, actions in enumerate(sets):
+        memexport.action(lambda ctx, i=i: calls.append((f"replica{i}", ctx.alertname)),
+                         name="noop", alerts="TestAlert", actions=actions, cooldown=0)
+    replicas = [start_actions(port=port, addr=f"127.0.0.{i + 1}", bearer_token=TOKEN,
+                              instance=f"127.0.0.{i + 1}:{port}", action_set=sets[i],
+                              registry=Registry(), relay_networks=["127.0.0.0/8"])
+                for i in range(2)]
+    a, b = replicas
+    try:
+        other = alert("TestAlert", instance=f"127.0.0.2:{port}")
+        outside = alert("TestAlert", instance=f"192.0.2.9:{port}")  # not the pod network
+        code, body = post(a.url + "/webhook", payload(other, outside), token=TOKEN)
+        assert code == 200 and body["relayed"] == 1 and body["runs"] == []
+        assert b.wait_idle(1, 30)
+        assert calls == [("replica1", "TestAlert")]
+        for _ in range(200):  # counted once the replica answered
+            if a.metrics.value("memexport_webhook_relays_total", "sent"):
+                break
+            time.sleep(0.05)
+        assert a.metrics.value("memexport_webhook_relays_total", "sent") == 1
+        assert a.metrics.value("memexport_webhook_alerts_total", "firing", "relayed") == 1
+        assert a.metrics.value("memexport_webhook_alerts_total", "firing", "other_process") == 1
+        # A relayed request is never relayed again (no loop between replicas).
+        mine = alert("TestAlert", instance=f"127.0.0.1:{port}")
+        code, body = post(b.url + "/webhook", payload(mine), token=TOKEN)
+        assert body["relayed"] == 1 and a.wait_idle(1, 30)
+        assert ("replica0", "TestAlert") in calls
+        import urllib.request
+
+        req = urllib.request.Request(a.url + "/webhook", data=json.dumps(payload(
+            alert("TestAlert", instance=f"127.0.0.2:{port}"))).encode(), headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}",
+            "X-Memexport-Relayed": "1"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert json.loads(resp.read())["relayed"] == 0
+        with pytest.raises(ValueError, match="relaying needs"):
+            start_actions(port=0, relay_networks=["10.0.0.0/8"], action_set=ActionSet(),
+                          registry=Registry())
+        with pytest.raises(ValueError, match="not a network"):
+            start_actions(port=0, bearer_token=TOKEN, relay_networks=["pods"],
+                          action_set=ActionSet(), registry=Registry())
+    finally:
+        for r in replicas:
+            r.close()

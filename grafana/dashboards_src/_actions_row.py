@@ -92,12 +92,15 @@ def with_actions_row(d: Any) -> Any:
                     "{{instance}} request {{result}}"),
              target(rate("memexport_webhook_alerts_total",
                          by=("instance", "status", "result")),
-                    "{{instance}} alert {{status}} {{result}}")],
+                    "{{instance}} alert {{status}} {{result}}"),
+             target(rate("memexport_webhook_relays_total", by=("instance", "result")),
+                    "{{instance}} relay {{result}}")],
             OPS,
             description="Requests to the actions webhook by result (accepted, or why "
-            "refused: unauthorized, bad_payload, ...) and the alerts they carried by status "
-            "and whether they matched an action or named another process.",
-            overrides=[dashed(".* alert .*")],
+            "refused: unauthorized, bad_payload, ...), the alerts they carried by status "
+            "and whether they matched an action, named another process or were relayed to "
+            "the replica they name, and the relayed notifications by result.",
+            overrides=[dashed(".* (alert|relay) .*")],
             w=8,
         ),
         timeseries(

@@ -16,8 +16,8 @@ from memexport.actions.payload import REASONS, STATUSES
 from memexport.core.counters import Histogram
 from memexport.core.model import Family
 
-__all__ = ["ALERT_RESULTS", "DURATION_BUCKETS", "FAILURE_REASONS", "REQUEST_RESULTS",
-           "STEPS", "ActionMetrics"]
+__all__ = ["ALERT_RESULTS", "DURATION_BUCKETS", "FAILURE_REASONS", "RELAY_RESULTS",
+           "REQUEST_RESULTS", "STEPS", "ActionMetrics"]
 
 #: Why a run failed: it raised, or it was still running at its timeout.
 FAILURE_REASONS = ("error", "timeout")
@@ -25,7 +25,9 @@ FAILURE_REASONS = ("error", "timeout")
 REQUEST_RESULTS = ("accepted", "unauthorized", "bad_method", "unsupported_media_type",
                    "too_large", *REASONS, "error")
 #: What became of each alert of an accepted request.
-ALERT_RESULTS = ("matched", "unmatched", "other_process")
+ALERT_RESULTS = ("matched", "unmatched", "other_process", "relayed")
+#: What became of a notification relayed to another replica.
+RELAY_RESULTS = ("sent", "failed", "dropped")
 #: Shedding steps (``step`` label of the freed bytes), ``custom`` for ``ctx.freed()``.
 STEPS = ("caches", "histories", "pools", "cleanups", "gc", "malloc_trim", "custom")
 #: Buckets from 1 ms to 5 minutes: a gc.collect() to a memray capture.
@@ -40,6 +42,7 @@ FREED = "memexport_action_freed_bytes_total"
 STEP_FREED = "memexport_action_step_freed_bytes_total"
 REQUESTS = "memexport_webhook_requests_total"
 ALERTS = "memexport_webhook_alerts_total"
+RELAYS = "memexport_webhook_relays_total"
 EVIDENCE_BYTES = "memexport_evidence_bytes"
 EVIDENCE_FILES = "memexport_evidence_files"
 
@@ -60,6 +63,8 @@ class ActionMetrics:
         for status in STATUSES:
             for res in ALERT_RESULTS:
                 self._counts[(ALERTS, (status, res))] = 0.0
+        for res in RELAY_RESULTS:
+            self._counts[(RELAYS, (res,))] = 0.0
 
     def declare(self, act: Action) -> None:
         """Create an action's series at 0."""
@@ -85,6 +90,9 @@ class ActionMetrics:
 
     def alert(self, status: str, result: str) -> None:
         self._add((ALERTS, (status, result)))
+
+    def relay(self, result: str) -> None:
+        self._add((RELAYS, (result,)))
 
     def run(self, name: str) -> None:
         self._add((RUNS, (name,)))
@@ -130,8 +138,10 @@ class ActionMetrics:
             REQUESTS: ("Requests to the Alertmanager webhook, by result (accepted, or why "
                        "it was refused).", ("result",), ""),
             ALERTS: ("Alerts of accepted webhook requests, by status and what became of "
-                     "them: matched an action, matched none, or named another process.",
-                     ("status", "result"), ""),
+                     "them: matched an action, matched none, named another process, or "
+                     "relayed to the replica they name.", ("status", "result"), ""),
+            RELAYS: ("Notifications relayed to another replica's receiver, by result: sent, "
+                     "failed, dropped (queue full).", ("result",), ""),
         }
         fams = {m: Family(m, "counter", h, unit) for m, (h, _labels, unit) in defs.items()}
         with self._lock:

@@ -46,9 +46,10 @@ def _reply(start_response: StartResponse, status: str, body: Any,
 
 
 class ReceiverApp:
-    """WSGI app of the receiver; ``handle(notification)`` queues the matching runs."""
+    """WSGI app of the receiver; ``handle(notification, relayed, authorization)`` queues the
+    matching runs (and relays what names another replica)."""
 
-    def __init__(self, handle: Callable[[Notification], dict[str, Any]],
+    def __init__(self, handle: Callable[[Notification, bool, str], dict[str, Any]],
                  status: Callable[[], dict[str, Any]], metrics: ActionMetrics, *,
                  store: EvidenceStore | None = None, prefix: str = DEFAULT_PREFIX,
                  basic_auth: tuple[str, str] | None = None,
@@ -124,7 +125,11 @@ class ReceiverApp:
         if length > MAX_BODY_BYTES:
             return self._refuse(start_response, "too_large", "413 Content Too Large",
                                 f"body over {MAX_BODY_BYTES} bytes")
-        body = _read(environ["wsgi.input"], length)
+        try:
+            body = _read(environ["wsgi.input"], length)
+        except OSError:  # the client went away or stalled past the socket timeout
+            return self._refuse(start_response, "bad_payload", "400 Bad Request",
+                                "body not received")
         if len(body) != length:
             return self._refuse(start_response, "bad_payload", "400 Bad Request",
                                 "body shorter than Content-Length")
@@ -132,7 +137,8 @@ class ReceiverApp:
             notification = parse(body)
         except PayloadError as exc:
             return self._refuse(start_response, exc.reason, "400 Bad Request", str(exc))
-        answer = self._handle(notification)
+        relayed = bool(environ.get("HTTP_X_MEMEXPORT_RELAYED"))
+        answer = self._handle(notification, relayed, str(environ.get("HTTP_AUTHORIZATION", "")))
         self._metrics.request("accepted")
         return _reply(start_response, "200 OK", answer)
 

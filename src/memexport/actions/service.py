@@ -22,6 +22,7 @@ from memexport.actions.identity import Identity
 from memexport.actions.metrics import ActionMetrics
 from memexport.actions.payload import Notification
 from memexport.actions.receiver import DEFAULT_PREFIX, ReceiverApp
+from memexport.actions.relay import Relay, group_by_instance
 from memexport.actions.runner import Dispatcher
 from memexport.actions.store import EvidenceStore
 from memexport.core.registry import REGISTRY, Registry
@@ -58,6 +59,7 @@ class ActionService:
         self.store = store
         self.registry = registry
         self.url = ""
+        self.relay: Relay | None = None
         self._server: MetricsHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._undo: Any = None
@@ -70,14 +72,28 @@ class ActionService:
 
     # -- handling ----------------------------------------------------------------------------
 
-    def handle(self, notification: Notification) -> dict[str, Any]:
-        """Match the notification's alerts that name this process and queue their runs."""
+    def handle(self, notification: Notification, relayed: bool = False,
+               authorization: str = "") -> dict[str, Any]:
+        """Match the notification's alerts that name this process and queue their runs;
+        relay those naming another replica (when relaying is on)."""
         ours = []
+        others = []
         for alert in notification.alerts:
             if self.identity.names_us(alert.labels):
                 ours.append(alert)
             else:
-                self.metrics.alert(alert.status, "other_process")
+                others.append(alert)
+        relay = self.relay
+        forwarded = 0
+        for instance, alerts in group_by_instance(others).items():
+            if (relay is not None and not relayed and relay.accepts(instance)
+                    and relay.forward(instance, alerts, authorization)):
+                forwarded += len(alerts)
+                for alert in alerts:
+                    self.metrics.alert(alert.status, "relayed")
+            else:
+                for alert in alerts:
+                    self.metrics.alert(alert.status, "other_process")
         matches = self.actions.matching(ours)
         matched = {id(a) for _, _, hits in matches for a in hits}
         for alert in ours:
@@ -88,7 +104,7 @@ class ActionService:
             runs.append({"action": act.name, "status": status, "alerts": len(hits),
                          "queued": skipped is None, **({"skipped": skipped} if skipped else {})})
         return {"alerts": len(notification.alerts), "for_this_process": len(ours),
-                "runs": runs}
+                "relayed": forwarded, "runs": runs}
 
     def status(self) -> dict[str, Any]:
         """The actions, their limits and last runs (``GET /actions``)."""
@@ -125,6 +141,8 @@ class ActionService:
                 self._thread.join(timeout=5)
             self._server = None
         self.dispatcher.close()
+        if self.relay is not None:
+            self.relay.close()
 
 
 def _store(settings: Settings) -> EvidenceStore | None:
@@ -154,6 +172,8 @@ def start_actions(
     prefix: str = DEFAULT_PREFIX,
     dry_run: bool | None = None,
     serve: bool = True,
+    relay_networks: Iterable[str] | None = None,
+    relay_ssl_context: ssl.SSLContext | None = None,
     allow_unauthenticated: bool = False,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     timeout: float = DEFAULT_TIMEOUT,
@@ -171,7 +191,9 @@ def start_actions(
     ``@memexport.action`` registers); ``config`` (a mapping, or a JSON/TOML/YAML file, also
     ``MEMEXPORT_ACTIONS_CONFIG``) adds more and sets the above. ``dry_run`` matches and counts
     but runs nothing. ``serve=False`` starts no server: mount ``service.app`` (WSGI) in an
-    app of your own, under ``prefix``.
+    app of your own, under ``prefix``. ``relay_networks`` (the pod network, ``["10.0.0.0/8"]``)
+    forwards alerts naming another replica on the same port to that replica's receiver
+    (``relay.py``; ``relay_ssl_context`` to verify its certificate over https).
     """
     settings = load_settings(config, action_set)
     for act in actions:
@@ -196,7 +218,7 @@ def start_actions(
     dispatcher = Dispatcher(metrics, dry_run=bool(settings.dry_run if dry_run is None
                                                   else dry_run),
                             registry=registry, store=store)
-    app = ReceiverApp(lambda n: service.handle(n), lambda: service.status(), metrics,
+    app = ReceiverApp(lambda n, r, a: service.handle(n, r, a), lambda: service.status(), metrics,
                       store=store, prefix=prefix, basic_auth=basic_auth, bearer_token=token)
     service = ActionService(app, action_set, identity, metrics, dispatcher, store, registry)
     if server is not None:
@@ -222,6 +244,19 @@ def start_actions(
                              "for the receiver's own port")
         else:
             service.url = app.prefix
+    if relay_networks is not None:
+        if not authed:
+            service.close()
+            raise ValueError("relaying needs bearer_token= or basic_auth=: the replicas "
+                             "forward the credentials they were given")
+        tls = (server.tls if server is not None else certfile is not None)
+        try:
+            service.relay = Relay(relay_networks, identity, metrics,
+                                  scheme="https" if tls else "http", prefix=app.prefix,
+                                  ssl_context=relay_ssl_context)
+        except ValueError:
+            service.close()
+            raise
     if store is None and any(isinstance(a.fn, Evidence) for a in action_set.all()):
         service.close()
         raise ValueError("evidence actions need evidence_dir= (or MEMEXPORT_EVIDENCE_DIR): "
