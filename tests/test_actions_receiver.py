@@ -542,3 +542,46 @@ def test_alerts_naming_another_replica_are_relayed_to_it() -> None:
     finally:
         for r in replicas:
             r.close()
+
+
+def test_prefork_workers_hand_alerts_to_the_worker_their_pid_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers sharing one PROMETHEUS_MULTIPROC_DIR (a fork, as gunicorn's): the one that
+    got the request leaves the alert naming the other's pid in that worker's inbox."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    marker = tmp_path / "ran"
+    actions = ActionSet()
+    memexport.action(lambda ctx: marker.write_text(f"{os.getpid()} {ctx.alertname}"),
+                     name="mark", alerts="TestAlert", actions=actions, cooldown=0)
+    svc = start_actions(serve=False, bearer_token=TOKEN, action_set=actions,
+                        registry=Registry(), instance="app:9464")
+    assert svc.identity.multiprocess and svc.inbox is not None
+    pid = os.fork()
+    if pid == 0:  # the other worker: its inbox was made at fork; it runs what arrives there
+        code = 3
+        try:
+            for _ in range(400):
+                if marker.exists():
+                    code = 0 if marker.read_text() == f"{os.getpid()} TestAlert" else 4
+                    break
+                time.sleep(0.05)
+        finally:
+            os._exit(code)
+    try:
+        inbox = tmp_path / "memexport-actions" / str(pid)
+        for _ in range(200):
+            if inbox.is_dir():
+                break
+            time.sleep(0.05)
+        sibling = alert("TestAlert", instance="app:9464", pid=str(pid))
+        gone = alert("TestAlert", instance="app:9464", pid="999999999")  # no such worker
+        answer = svc.handle(parse(json.dumps(payload(sibling, gone)).encode()))
+        assert answer["relayed"] == 1 and answer["runs"] == []
+        assert svc.metrics.value("memexport_webhook_relays_total", "sent") == 1
+        assert svc.metrics.value("memexport_webhook_alerts_total", "firing",
+                                 "other_process") == 1
+    finally:
+        _, status = os.waitpid(pid, 0)
+        svc.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not (tmp_path / "memexport-actions" / str(os.getpid())).exists()  # closed: removed

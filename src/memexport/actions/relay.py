@@ -34,7 +34,7 @@ from memexport.actions.payload import Alert
 from memexport.core import forks
 from memexport.core.checks import shown
 
-__all__ = ["HEADER", "QUEUE", "Relay", "group_by_instance"]
+__all__ = ["HEADER", "QUEUE", "Relay", "group_by_instance", "payload_of"]
 
 log = logging.getLogger("memexport")
 
@@ -45,7 +45,8 @@ QUEUE = 32
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _payload(alerts: list[Alert]) -> bytes:
+def payload_of(alerts: list[Alert]) -> bytes:
+    """A v4 webhook payload carrying ``alerts``."""
     status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
     return json.dumps({
         "version": "4", "status": status, "receiver": "memexport-relay", "groupKey": "",
@@ -105,7 +106,7 @@ class Relay:
         shown_host = f"[{host}]" if ":" in host else host
         url = f"{self.scheme}://{shown_host}:{port}{self.prefix}/webhook"
         try:
-            self._queue.put_nowait((url, _payload(alerts), authorization))
+            self._queue.put_nowait((url, payload_of(alerts), authorization))
         except queue.Full:
             self.metrics.relay("dropped")
             return False

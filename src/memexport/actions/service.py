@@ -19,8 +19,9 @@ from memexport.actions.catalog import ACTIONS, Action, ActionSet
 from memexport.actions.config import Settings, load_settings
 from memexport.actions.evidence import Evidence
 from memexport.actions.identity import Identity
+from memexport.actions.inbox import Inbox, inbox_root
 from memexport.actions.metrics import ActionMetrics
-from memexport.actions.payload import Notification
+from memexport.actions.payload import Alert, Notification
 from memexport.actions.receiver import DEFAULT_PREFIX, ReceiverApp
 from memexport.actions.relay import Relay, group_by_instance
 from memexport.actions.runner import Dispatcher
@@ -60,6 +61,7 @@ class ActionService:
         self.registry = registry
         self.url = ""
         self.relay: Relay | None = None
+        self.inbox: Inbox | None = None
         self._server: MetricsHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._undo: Any = None
@@ -85,6 +87,8 @@ class ActionService:
                 others.append(alert)
         relay = self.relay
         forwarded = 0
+        if self.inbox is not None and not relayed:  # a sibling pre-fork worker's alerts
+            others, forwarded = self._to_siblings(others)
         for instance, alerts in group_by_instance(others).items():
             if (relay is not None and not relayed and relay.accepts(instance)
                     and relay.forward(instance, alerts, authorization)):
@@ -105,6 +109,29 @@ class ActionService:
                          "queued": skipped is None, **({"skipped": skipped} if skipped else {})})
         return {"alerts": len(notification.alerts), "for_this_process": len(ours),
                 "relayed": forwarded, "runs": runs}
+
+    def _to_siblings(self, alerts: list[Alert]) -> tuple[list[Alert], int]:
+        """Post the alerts naming a sibling worker (our instance, its pid) to its inbox;
+        the rest back, and how many were posted."""
+        assert self.inbox is not None
+        mine = str(os.getpid())
+        by_pid: dict[str, list[Alert]] = {}
+        rest = []
+        for alert in alerts:
+            pid = alert.labels.get("pid", "")
+            if self.inbox.owns(pid) and self.identity.names_us({**alert.labels, "pid": mine}):
+                by_pid.setdefault(pid, []).append(alert)
+            else:
+                rest.append(alert)
+        posted = 0
+        for pid, group in by_pid.items():
+            if self.inbox.post(pid, group):
+                posted += len(group)
+                for alert in group:
+                    self.metrics.alert(alert.status, "relayed")
+            else:
+                rest.extend(group)
+        return rest, posted
 
     def status(self) -> dict[str, Any]:
         """The actions, their limits and last runs (``GET /actions``)."""
@@ -143,6 +170,9 @@ class ActionService:
         self.dispatcher.close()
         if self.relay is not None:
             self.relay.close()
+        if self.inbox is not None:
+            self.inbox.close()
+            self.inbox = None
 
 
 def _store(settings: Settings) -> EvidenceStore | None:
@@ -257,6 +287,9 @@ def start_actions(
         except ValueError:
             service.close()
             raise
+    root = inbox_root() if identity.multiprocess else None
+    if root is not None:
+        service.inbox = Inbox(root, lambda n: service.handle(n, relayed=True), metrics.relay)
     if store is None and any(isinstance(a.fn, Evidence) for a in action_set.all()):
         service.close()
         raise ValueError("evidence actions need evidence_dir= (or MEMEXPORT_EVIDENCE_DIR): "
