@@ -585,3 +585,33 @@ def test_prefork_workers_hand_alerts_to_the_worker_their_pid_names(
         svc.close()
     assert os.waitstatus_to_exitcode(status) == 0
     assert not (tmp_path / "memexport-actions" / str(os.getpid())).exists()  # closed: removed
+
+
+def test_the_asgi_app_in_fastapi() -> None:
+    fastapi = pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    actions = ActionSet()
+    calls: list[str] = []
+    memexport.action(lambda ctx: calls.append(ctx.alertname), name="noop", alerts="TestAlert",
+                     actions=actions, cooldown=0)
+    svc = start_actions(serve=False, bearer_token=TOKEN, action_set=actions,
+                        registry=Registry(), instance="app-0")
+    try:
+        app = fastapi.FastAPI()
+        app.mount("/actions", svc.asgi_app)
+        client = TestClient(app)
+        body = payload(alert("TestAlert", instance="app-0"))
+        assert client.post("/actions/webhook", json=body).status_code == 401
+        res = client.post("/actions/webhook", json=body,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+        assert res.status_code == 200 and res.json()["for_this_process"] == 1
+        assert svc.wait_idle(1, 30) and calls == ["TestAlert"]
+        big = client.post("/actions/webhook", content=b" " * (MAX_BODY_BYTES + 10),
+                          headers={"Authorization": f"Bearer {TOKEN}",
+                                   "Content-Type": "application/json"})
+        assert big.status_code == 413
+        status = client.get("/actions", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert status.json()["actions"][0]["name"] == "noop"
+    finally:
+        svc.close()

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from memexport.actions.asgi import ASGIReceiver
 from memexport.actions.catalog import ACTIONS, Action, ActionSet
 from memexport.actions.config import Settings, load_settings
 from memexport.actions.evidence import Evidence
@@ -151,6 +152,11 @@ class ActionService:
             out["evidence"] = {"bytes": nbytes, "files": files,
                                "max_bytes": self.store.max_bytes}
         return out
+
+    @property
+    def asgi_app(self) -> ASGIReceiver:
+        """The receiver as an ASGI app (mount it under ``prefix``; see ``asgi.py``)."""
+        return ASGIReceiver(self.app)
 
     def wait_idle(self, completed: int, timeout: float = 30.0) -> bool:
         """Block until ``completed`` runs have ended in total (for tests)."""
