@@ -481,8 +481,9 @@ def test_a_forked_child_starts_afresh(rx: Receiver) -> None:
             act = rx.actions.get("slow")
             assert act is not None and not act.limiter.busy
             release.set()
+            before = rx.svc.dispatcher.completed
             assert rx.svc.dispatcher.submit(act, "firing", ()) is None
-            code = 0 if rx.svc.dispatcher.wait_idle(rx.svc.dispatcher.completed + 1, 10) else 2
+            code = 0 if rx.svc.dispatcher.wait_idle(before + 1, 10) else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)

@@ -9,7 +9,6 @@ the built-in ``evidence`` and ``shed`` actions are registered the same way.
 from __future__ import annotations
 
 import re
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -145,7 +144,7 @@ class ActionSet:
 
     def __init__(self) -> None:
         self._actions: dict[str, Action] = {}
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()
         self._listeners: list[Callable[[Action], None]] = []
         _sets.add(self)
 
@@ -196,7 +195,6 @@ class ActionSet:
         return out
 
     def reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
         for act in list(self._actions.values()):
             act.limiter.reset_after_fork()
 

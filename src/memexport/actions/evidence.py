@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -27,6 +26,7 @@ from memexport.actions.sections import (
     EvidenceState,
     rebaseline,
 )
+from memexport.core import forks
 from memexport.core.checks import shown
 
 __all__ = ["Evidence", "evidence"]
@@ -43,7 +43,7 @@ class Evidence:
                                  f"{sorted(SECTIONS)}")
         self.state = state
         self._primed = False
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()  # a forked child gets it free
 
     def prime(self) -> None:
         """Take the first baseline (the receiver calls it once, off the request thread)."""

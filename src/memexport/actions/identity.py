@@ -21,9 +21,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import threading
 from collections.abc import Iterable, Mapping
 
+from memexport.core import forks
 from memexport.core.checks import shown
 
 __all__ = ["Identity", "split_instance"]
@@ -67,7 +67,7 @@ class Identity:
                                 or os.environ.get("prometheus_multiproc_dir"))
         self.multiprocess = multiprocess
         self._local: dict[str, bool] = {}
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()
         self._hostname = socket.gethostname().lower()
 
     def add_port(self, port: int) -> None:

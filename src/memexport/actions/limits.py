@@ -7,11 +7,11 @@ when the run ends, however it ends (a run past its timeout keeps it until it ret
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 
+from memexport.core import forks
 from memexport.core.checks import positive_number, shown
 
 __all__ = ["SKIP_REASONS", "Limiter", "Limits"]
@@ -51,7 +51,7 @@ class Limiter:
         self._late = False  # ... and past its timeout: nothing else of this action may start
         self._queued = 0  # admitted, waiting for the dispatcher
         self._queued_firing = 0
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()
 
     def admit(self, *, limited: bool = True) -> str | None:
         """Reserve a run: None if admitted, else the skip reason. Runs of one action never
@@ -113,6 +113,5 @@ class Limiter:
 
     def reset_after_fork(self) -> None:
         """A child has no run in progress or waiting (those threads stayed in the parent)."""
-        self._lock = threading.Lock()
         self._running = self._running_firing = self._late = False
         self._queued = self._queued_firing = 0

@@ -7,12 +7,12 @@ the developer chose (at most ``MAX_ACTIONS``), the others are fixed enums.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 from memexport.actions.catalog import Action
 from memexport.actions.limits import SKIP_REASONS
 from memexport.actions.payload import REASONS, STATUSES
+from memexport.core import forks
 from memexport.core.counters import Histogram
 from memexport.core.model import Family
 
@@ -53,7 +53,7 @@ class ActionMetrics:
     """Counters of runs, failures, skips, durations, bytes freed, requests and alerts."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()  # a forked child gets it free
         self._counts: dict[Key, float] = {}
         self._durations: dict[str, Histogram] = {}
         self._actions: dict[str, tuple[bool, tuple[str, ...]]] = {}

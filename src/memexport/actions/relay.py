@@ -81,7 +81,7 @@ class Relay:
         self.ssl_context = ssl_context
         self._queue: queue.Queue[tuple[str, bytes, str] | None] = queue.Queue(QUEUE)
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()
         self._logged = False
         _relays.add(self)
 
@@ -152,7 +152,6 @@ class Relay:
     def _after_fork(self) -> None:
         self._queue = queue.Queue(QUEUE)
         self._thread = None
-        self._lock = threading.Lock()
 
 
 _relays: weakref.WeakSet[Relay] = weakref.WeakSet()

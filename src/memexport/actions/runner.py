@@ -62,7 +62,7 @@ class Dispatcher:
         self._queue_size = queue_size
         self._queue: queue.Queue[Job | None] = queue.Queue(queue_size)
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()
         self._closed = False
         self._logged: set[tuple[str, str]] = set()
         self.completed = 0  # runs that ended (for tests: no sleeping on time)
@@ -72,7 +72,6 @@ class Dispatcher:
     def _after_fork(self) -> None:
         self._queue = queue.Queue(self._queue_size)
         self._thread = None
-        self._lock = threading.Lock()
         self._idle = threading.Condition(threading.Lock())
 
     def submit(self, act: Action, status: str, alerts: tuple[Alert, ...]) -> str | None:

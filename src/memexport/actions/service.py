@@ -45,6 +45,8 @@ __all__ = ["DEFAULT_ACTIONS_PORT", "ActionService", "start_actions"]
 log = logging.getLogger("memexport")
 
 DEFAULT_ACTIONS_PORT = 9465
+#: Seconds after start before evidence actions take their first baseline.
+PRIME_DELAY = 10.0
 
 
 class ActionService:
@@ -66,6 +68,7 @@ class ActionService:
         self._server: MetricsHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._undo: Any = None
+        self._prime: threading.Timer | None = None
         actions.on_add(metrics.declare)
         for act in actions.all():
             metrics.declare(act)
@@ -164,6 +167,8 @@ class ActionService:
 
     def close(self) -> None:
         self.actions.off_add(self.metrics.declare)
+        if self._prime is not None:
+            self._prime.cancel()
         if self._undo is not None:
             self._undo()
             self._undo = None
@@ -300,18 +305,19 @@ def start_actions(
         service.close()
         raise ValueError("evidence actions need evidence_dir= (or MEMEXPORT_EVIDENCE_DIR): "
                          "where to write what they capture")
-    _prime(action_set)
+    service._prime = _prime(action_set)
     log.info("memexport: actions receiver at %s/webhook (%s; %d actions%s)", service.url,
              "auth required" if authed else "no auth", len(action_set.all()),
              ", dry run" if dispatcher.dry_run else "")
     return service
 
 
-def _prime(action_set: ActionSet) -> None:
-    """Let actions that keep a baseline take it now, on a thread of their own."""
+def _prime(action_set: ActionSet) -> threading.Timer | None:
+    """Let actions that keep a baseline take it ``PRIME_DELAY`` seconds from now (past the
+    app's start-up, and not competing with it for the GIL), on a thread of their own."""
     primes = [p for a in action_set.all() if callable(p := getattr(a.fn, "prime", None))]
     if not primes:
-        return
+        return None
 
     def run() -> None:
         for prime in primes:
@@ -320,7 +326,10 @@ def _prime(action_set: ActionSet) -> None:
             except Exception:  # a baseline is an optimisation: the first capture takes one
                 pass
 
-    threading.Thread(target=run, name="memexport-actions-prime", daemon=True).start()
+    timer = threading.Timer(PRIME_DELAY, run)
+    timer.name, timer.daemon = "memexport-actions-prime", True
+    timer.start()
+    return timer
 
 
 def _serve(service: ActionService, app: ReceiverApp, identity: Identity, port: int | None,

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from memexport.core import sizing
+from memexport.core import forks, sizing
 from memexport.core.checks import shown, validate_name
 from memexport.core.component import Component, resolve_profile
 from memexport.core.registry import Registry
@@ -38,7 +37,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _CHECK_EVERY = 256
 
 _hooks: dict[tuple[str, str], Callable[..., Any]] = {}
-_hooks_lock = threading.Lock()
+_hooks_lock = forks.RLock()
 
 
 def _register(kind: str, name: str) -> Callable[[F], F]:

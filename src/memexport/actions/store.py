@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from memexport.core import forks
 from memexport.core.checks import positive_number, shown
 
 __all__ = ["DEFAULT_MAX_AGE", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_FILES", "EvidenceStore",
@@ -59,7 +59,7 @@ class EvidenceStore:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not os.access(self.directory, os.W_OK):
             raise ValueError(f"evidence_dir {shown(str(directory))} is not writable")
-        self._lock = threading.Lock()
+        self._lock = forks.RLock()
         for stale in self.directory.glob(".evidence-*.tmp"):
             try:
                 stale.unlink()
