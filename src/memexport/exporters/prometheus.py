@@ -33,6 +33,7 @@ from memexport.exporters.server import (
     ASGIMetricsApp,
     MetricsHTTPServer,
     require_auth,
+    routed,
     tls_context,
     validate_auth,
 )
@@ -172,6 +173,13 @@ class MetricsServer:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self._server, self._thread))
+
+    def mount(self, app: Callable[..., Any], owns: Callable[[str], bool]) -> Callable[[], None]:
+        """Serve the paths ``owns(path)`` accepts with the WSGI ``app`` (the actions
+        receiver), on this server's TLS and connection limits; returns the undo."""
+        base = self._server.get_app()
+        self._server.set_app(routed(base, app, owns))
+        return lambda: self._server.set_app(base)
 
     def close(self) -> None:
         self._server.shutdown()
