@@ -23,14 +23,13 @@ text for unrecognised objects, and ``uninstrument``. Adapters for third-party li
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 from memexport.core import forks
 from memexport.core.checks import shown, validate_name
-from memexport.core.errors import raised_at
+from memexport.core.errors import raised_at, raised_by_memexport
 from memexport.core.model import Kind
 from memexport.core.registry import Component, Group, Index, Profile, Registry, SizeSpec
 from memexport.instrument import adapters, patching
@@ -308,7 +307,7 @@ class KindSpec:
             except adapters.AdapterLoading:
                 raise
             except Exception as exc:
-                if _raised_by_memexport(exc):  # a refusal of ours, with its own message
+                if raised_by_memexport(exc):  # a refusal of ours, with its own message
                     raise
                 # The object's own code failed while it was read: its message may quote
                 # the app's data, so only its type and where it was raised are shown.
@@ -489,20 +488,6 @@ def _plain_base(cls: type) -> type:
         if vars(klass).get("__memexport_base__"):
             return klass
     return cls
-
-
-_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def _raised_by_memexport(exc: BaseException) -> bool:
-    """Whether the innermost Python frame of ``exc`` is memexport's (or code it generated)."""
-    tb = exc.__traceback__
-    if tb is None:
-        return True
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    filename = tb.tb_frame.f_code.co_filename
-    return filename.startswith((_OWN_DIR, "<memexport"))
 
 
 def _is_proxy(obj: Any) -> bool:
