@@ -13,8 +13,8 @@ import yaml
 from conftest import ROOT, require_binary
 
 from memexport.assets import Config, ConfigError, load_config, render_rules
-from memexport.assets.config import describe, format_duration, parse_duration
-from memexport.assets.generate import changed_settings
+from memexport.assets.config import format_duration, parse_duration
+from memexport.assets.loading import changed_settings, describe
 from memexport.assets.render import dump
 
 
@@ -178,3 +178,37 @@ def test_counters_the_rules_increase_exist_at_zero_from_the_start() -> None:
     rule = render_rules()["agents.rules.yml"]
     assert "or on (job, instance, cleanup)\n          0 * max by (job, instance, cleanup) " \
            "(memexport_cleanup_runs_total" in rule
+
+
+HANDWRITTEN = """\
+groups:
+  - name: memexport-actions.alerts
+    rules:
+      - alert: MemexportActionFailing
+        expr: increase(memexport_action_failures_total[10m]) > 0
+        annotations:
+          runbook_url: https://github.com/memexport/memexport/blob/main/alerts/runbook.md#memexportactionfailing
+          dashboard_url: http://localhost:3000/d/memexport-process?var-job={{ $labels.job }}
+"""
+
+
+def test_handwritten_rule_files_follow_the_config(tmp_path: Path) -> None:
+    """A rule file kept by hand is shipped as it is, its links and group names following the
+    user's config; the package ships none yet (nothing stale in alerts/)."""
+    from memexport.assets.rules.common import Q
+    from memexport.assets.rules.handwritten import render_handwritten
+
+    (tmp_path / "actions.rules.yml").write_text(HANDWRITTEN)
+    (tmp_path / "README.md").write_text("not a rule file")
+    assert render_handwritten(Q(Config()), tmp_path) == {"actions.rules.yml": HANDWRITTEN}
+    cfg = load_config(overrides=["runbook_url=https://wiki.example/{alertname}",
+                                 "grafana_url=https://grafana.example/",
+                                 "dashboards.process=proc", "group_prefix=acme"])
+    text = render_handwritten(Q(cfg), tmp_path)["actions.rules.yml"]
+    assert "runbook_url: https://wiki.example/MemexportActionFailing\n" in text
+    assert "dashboard_url: https://grafana.example/d/proc?var-job=" in text
+    assert "- name: acme-actions.alerts" in text
+    assert yaml.safe_load(text)["groups"][0]["rules"][0]["expr"] == yaml.safe_load(
+        HANDWRITTEN)["groups"][0]["rules"][0]["expr"]
+    shipped = render_handwritten(Q(Config()))
+    assert set(shipped) <= set(render_rules()), shipped

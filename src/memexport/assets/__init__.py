@@ -7,7 +7,8 @@ mine.yml --out DIR`` writes a tuned copy.
 
 from __future__ import annotations
 
-from memexport.assets.config import Config, ConfigError, load_config
+from memexport.assets.config import Config, ConfigError
 from memexport.assets.generate import render_rules, write_rules
+from memexport.assets.loading import load_config
 
 __all__ = ["Config", "ConfigError", "load_config", "render_rules", "write_rules"]

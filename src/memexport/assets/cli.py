@@ -13,8 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from memexport.assets.config import ConfigError, describe, load_config
 from memexport.assets.generate import differences, render_rules, write_rules
+from memexport.assets.loading import describe, load_config
+from memexport.assets.values import ConfigError
 
 __all__ = ["main"]
 

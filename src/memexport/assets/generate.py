@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
 
-from memexport.assets.config import Config, describe
+from memexport.assets.config import Config
+from memexport.assets.loading import changed_settings
 from memexport.assets.render import dump
 from memexport.assets.rules import build
 from memexport.assets.rules.common import Q
+from memexport.assets.rules.handwritten import render_handwritten
 
 __all__ = ["changed_settings", "differences", "render_rules", "write_rules"]
 
@@ -22,35 +22,20 @@ Every alert is explained in alerts/runbook.md, unit-tested by alerts/tests/ and 
 24-hour histories by alerts/scenarios/.{changes}"""
 
 
-def changed_settings(cfg: Config) -> list[str]:
-    """``key=value`` for every setting that differs from the defaults."""
-    current = {k: v for k, v, _ in _leaves(cfg)}
-    return [f"{k}={current[k]}" for k, default, _ in describe() if current[k] != default]
-
-
-def _leaves(cfg: Any, prefix: str = "") -> list[tuple[str, str, str]]:
-    import json
-
-    out: list[tuple[str, str, str]] = []
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        key = prefix + f.name.rstrip("_")
-        if dataclasses.is_dataclass(value):
-            out.extend(_leaves(value, key + "."))
-        else:
-            out.append((key, json.dumps(list(value) if isinstance(value, tuple) else value), ""))
-    return out
-
-
 def render_rules(cfg: Config | None = None) -> dict[str, str]:
     """``{file name: YAML text}`` of every rule file for ``cfg`` (default: the shipped one)."""
     cfg = cfg or Config()
     changes = changed_settings(cfg)
     note = ("\nSettings changed from the defaults: " + ", ".join(changes)) if changes else ""
+    q = Q(cfg)
     out: dict[str, str] = {}
-    for stem, groups in build(Q(cfg)).items():
+    for stem, groups in build(q).items():
         out[f"{stem}.rules.yml"] = dump({"groups": groups},
                                         HEADER.format(area=stem, changes=note))
+    for name, text in render_handwritten(q).items():
+        if name in out:
+            raise ValueError(f"rules/handwritten/{name} has the name of a generated file")
+        out[name] = text
     return out
 
 
