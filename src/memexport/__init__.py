@@ -10,6 +10,8 @@ an app that never calls ``use_opentelemetry`` or instruments a pool never loads 
 import importlib as _importlib
 import typing as _typing
 
+from memexport.core import importing as _importing
+
 if _typing.TYPE_CHECKING:  # the public API as type checkers see it
     from memexport.actions import action, start_actions
     from memexport.core.budgets import budget
@@ -79,18 +81,18 @@ def __getattr__(name: str) -> _typing.Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'memexport' has no attribute {name!r}")
-    module = _importlib.import_module(home)
+    _importing.refuse_inside_import(f"memexport.{name}")  # a signal handler mid-import
+    with _importing.importing():
+        module = _importlib.import_module(home)
     try:
         value = getattr(module, name)
     except AttributeError:
         if not getattr(getattr(module, "__spec__", None), "_initializing", False):
             raise
-        # This thread is importing it: a signal handler run during the first call.
-        from memexport.instrument.adapters import AdapterLoading
-
-        raise AdapterLoading(f"memexport.{name} was asked for while this thread imports it (a "
-                             "signal handler during the first call?): use it once before "
-                             "installing the handler") from None
+        # This thread is importing it (an import not started here): refused, not half-used.
+        raise _importing.AdapterLoading(f"memexport.{name} was asked for while this thread "
+                                        "imports it: use it once before installing a signal "
+                                        "handler that instruments") from None
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from memexport.core import forks
 from memexport.core.checks import shown
+from memexport.core.importing import AdapterLoading, importing
 
 if TYPE_CHECKING:  # pragma: no cover
     from memexport.instrument.kind import Shape
@@ -64,11 +65,6 @@ _lock = forks.RLock()
 _cache: dict[str, tuple[int, tuple[Shape, ...]]] = {}
 
 
-class AdapterLoading(RuntimeError):
-    """An adapter was asked for while this thread was importing it (a signal handler that
-    instruments during the first call): refused with a clear error, never half-loaded."""
-
-
 def register(library: str, adapter_module: str) -> None:
     """Add ``adapter_module`` as an adapter for objects of ``library`` (a module name)."""
     if not library.replace(".", "_").isidentifier():
@@ -107,7 +103,8 @@ def _load(name: str) -> ModuleType | None:
                              f"instrument outside the handler, or once before installing it")
     _loading.add(name)
     try:
-        module: ModuleType | None = importlib.import_module(name)
+        with importing():
+            module: ModuleType | None = importlib.import_module(name)
     except ImportError:
         module = None  # the library is there but too old or broken: its objects are
         # then instrumented by the kind's generic shapes

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from memexport.core import forks
 from memexport.core.checks import shown, validate_name
 from memexport.core.errors import raised_at, raised_by_memexport
+from memexport.core.importing import refuse_inside_import
 from memexport.core.model import Kind
 from memexport.core.registry import Component, Group, Index, Profile, Registry, SizeSpec
 from memexport.instrument import adapters, patching
@@ -281,21 +282,22 @@ class KindSpec:
 
     def instrument(self, obj: Any, name: Any, registry: Registry, opts: Any) -> Any:
         """Instrument ``obj`` (an object or a class) as ``name``; return what to use."""
+        refuse_inside_import(f"memexport.{self.kind.name}")  # a signal handler mid-import
         self.check_call(name, registry)
         if isinstance(obj, type):
             return self._instrument_class(obj, name, registry, opts)
         with self._lock:  # re-entrant: a signal handler instrumenting in this thread is fine
             existing = self.claimed(obj)
-            if existing is not None:
-                target = existing()
+            target = existing() if existing is not None else None
+            if target is not None and existing is not None:  # (a dead object's entry, left
+                # by a callback that failed, say in a RecursionError, is no claim: id reused)
                 if existing.group.name != name and not (
                         existing.group.name == "__overflow__"):
                     raise ValueError(
                         f"this {_type_name(obj)} is already instrumented as "
                         f"{self.kind.name} {existing.group.name!r}, not {shown(name)}: "
                         f"instrument it once and share the object returned")
-                if target is not None:
-                    return target
+                return target
             try:
                 shape, variant, profile = self.plan_for(obj, opts)
                 group = registry.group(self.kind, name)

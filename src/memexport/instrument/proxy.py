@@ -16,6 +16,7 @@ import copy
 from typing import Any
 
 from memexport.core import forks
+from memexport.core.importing import AdapterLoading, importing
 
 __all__ = ["proxy_base"]
 
@@ -48,11 +49,10 @@ CONTEXT = {"__enter__": _enter, "__exit__": _exit, "__aenter__": _aenter, "__aex
 
 
 def _make_base(slots: tuple[str, ...]) -> type:
-    import wrapt
+    with importing():
+        import wrapt
 
     if not hasattr(wrapt, "ObjectProxy"):  # this thread is importing it: a signal handler
-        from memexport.instrument.adapters import AdapterLoading
-
         raise AdapterLoading("memexport is importing wrapt in this thread (a signal handler "
                              "instrumenting during the first proxy?): instrument outside the "
                              "handler, or once before installing it")

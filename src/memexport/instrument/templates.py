@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from types import CodeType
 from typing import Any
 
 __all__ = ["compile_functions", "forwarding"]
+
+#: Compiled sources, so a new name costs an ``exec`` of its module code, not a compile (about
+#: a millisecond, long enough for signal handlers to pile up). Bounded: the sources come from
+#: the templates and the signatures of the instrumented classes.
+_CODE: dict[tuple[str, str, tuple[tuple[str, str], ...]], CodeType] = {}
+_CODE_MAX = 1024
 
 
 def compile_functions(template: str, names: Mapping[str, Any], *,
@@ -24,12 +31,18 @@ def compile_functions(template: str, names: Mapping[str, Any], *,
     ``names`` are the globals the functions see (counters, original methods, helpers).
     Returns ``{function name: function}`` for the functions the template defines.
     """
-    source = textwrap.dedent(template)
-    if subst:
-        source = source.format(**subst)
+    key = (template, filename, tuple(sorted(subst.items())))
+    code = _CODE.get(key)
+    if code is None:
+        source = textwrap.dedent(template)
+        if subst:
+            source = source.format(**subst)
+        code = compile(source, filename, "exec")
+        if len(_CODE) < _CODE_MAX:
+            _CODE[key] = code
     scope: dict[str, Any] = {"__name__": "memexport.generated", **names}
     before = set(scope)
-    exec(compile(source, filename, "exec"), scope)
+    exec(code, scope)
     return {k: v for k, v in scope.items()
             if k not in before and callable(v) and not k.startswith("__builtins")}
 
