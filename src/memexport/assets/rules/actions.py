@@ -50,7 +50,7 @@ def _alerts(q: Q) -> list[Rule]:
         q.alert("MemexportActionSheddingIneffective", "warning", f"""
 {freed}
   < {q.on()} group_left
-{num(a.ineffective_ratio)} * {q.per_target('process_resident_memory_bytes')}
+{num(a.ineffective_ratio)} * {q.per_target('process_resident_memory_bytes', agg='sum')}
   and {on}
 ({runs_i} >= {a.ineffective_runs})
 """, area="process", summary="Shedding runs every alert cycle without freeing memory.",
