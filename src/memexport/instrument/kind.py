@@ -33,8 +33,9 @@ from memexport.core.errors import raised_at, raised_by_memexport
 from memexport.core.importing import refuse_inside_import
 from memexport.core.model import Kind
 from memexport.core.registry import Component, Group, Index, Profile, Registry, SizeSpec
-from memexport.instrument import adapters, patching
+from memexport.instrument import adapters, moving, patching
 from memexport.instrument.derive import derived_class
+from memexport.instrument.detach import detach, is_proxy
 from memexport.instrument.events import Events
 
 __all__ = ["NOT_GIVEN", "SPECS", "ClassPlan", "KindSpec", "Shape", "Style", "on_target",
@@ -187,6 +188,8 @@ class KindSpec:
         self._plans: weakref.WeakKeyDictionary[type, dict[Any, tuple[Shape, Any, Profile]]] = (
             weakref.WeakKeyDictionary())
         self._patched: weakref.WeakKeyDictionary[type, set[Any]] = weakref.WeakKeyDictionary()
+        self._moved: weakref.WeakKeyDictionary[type, dict[Any, Any]] = (
+            weakref.WeakKeyDictionary())
         self._names: set[str] = set()
         self._lock = forks.RLock()  # re-entrant (signal handlers), fresh after fork
         SPECS.append(self)
@@ -270,7 +273,7 @@ class KindSpec:
 
     def claimed(self, obj: Any) -> Component | None:
         comp = self.index.get(id(obj))
-        if comp is None and _is_proxy(obj):
+        if comp is None and is_proxy(obj):
             comp = object.__getattribute__(obj, "_self_component")
             if comp is None or comp.group.kind is not self.kind:
                 return None  # a proxy of another kind
@@ -333,12 +336,27 @@ class KindSpec:
             shape.wired(target, obj, comp, handles, opts)
             return target
         if style == "patch":
-            done = self._patched.setdefault(type(obj), set())
-            if (id(shape), variant, opts) not in done:  # the class's methods, replaced once
-                for attr, factory in shape.patches(type(obj), self.index, opts, profile).items():
-                    patching.patch(type(obj), attr, factory, f"{self.kind.name}:{attr}")
-                done.add((id(shape), variant, opts))
-            comp = registry.register(obj, self.kind, group, profile, index=self.index)
+            cls = type(obj)
+            moved = moving.moved_class(self._moved, (id(shape), variant, opts), cls,
+                                       lambda: shape.patches(cls, self.index, opts, profile))
+            try:
+                if moved is not None:
+                    moving.move(obj, moved)  # other instances of the class stay untouched
+            except TypeError:
+                moved = None
+            if moved is None:
+                done = self._patched.setdefault(cls, set())
+                if (id(shape), variant, opts) not in done:  # the class's methods, once
+                    for attr, factory in shape.patches(cls, self.index, opts,
+                                                       profile).items():
+                        patching.patch(cls, attr, factory, f"{self.kind.name}:{attr}")
+                    done.add((id(shape), variant, opts))
+            try:
+                comp = registry.register(obj, self.kind, group, profile, index=self.index)
+            except BaseException:
+                if moved is not None:
+                    moving.move(obj, cls)
+                raise
             shape.wired(obj, obj, comp, handles, opts)
             return obj
         comp = registry.register(obj, self.kind, group, profile, index=self.index)
@@ -422,22 +440,7 @@ class KindSpec:
         undo = getattr(comp.state, "undo", None)
         if callable(undo):
             undo()
-        if obj is not None and _is_proxy(obj):
-            # The proxy the app may still hold stops counting: back to its kind's plain base
-            # (same slots), whose methods only forward.
-            _SET_CLASS(obj, _plain_base(type(obj)))
-            obj._self_component = None
-            return obj.__wrapped__
-        if obj is not None and hasattr(type(obj), "__memexport_tracked__"):
-            detached = type(obj).__mro__[1]  # the tracked base: a plain builtin subclass
-            object.__setattr__(obj, "__class__", detached)
-            object.__setattr__(obj, "_me_component", None)
-            original = getattr(obj, "_me_origin", None)  # a view sharing an object's state
-            if original is not None:  # what the view changed (counts, flags) goes back
-                vars(original).update(
-                    {k: v for k, v in vars(obj).items() if not k.startswith("_me_")})
-                return original
-        return obj if obj is not None else target
+        return detach(obj) if obj is not None else target
 
     def _uninstrument_class(self, cls: type) -> type:
         with self._lock:
@@ -478,25 +481,6 @@ def registry_unregister(comp: Component, index: Index) -> None:
         registry.unregister(comp, index)
     elif index.entries.get(comp.key) is comp:
         index.entries.pop(comp.key, None)
-
-
-#: ``object.__class__``'s own setter: wrapt's ``__class__`` property would set the wrapped's.
-_SET_CLASS = object.__dict__["__class__"].__set__
-
-
-def _plain_base(cls: type) -> type:
-    """The first class above the per-name ones: the kind's proxy base."""
-    for klass in cls.__mro__:
-        if vars(klass).get("__memexport_base__"):
-            return klass
-    return cls
-
-
-def _is_proxy(obj: Any) -> bool:
-    try:
-        return object.__getattribute__(obj, "_self_component") is not None
-    except AttributeError:
-        return False
 
 
 def _type_name(obj: Any) -> str:
