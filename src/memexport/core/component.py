@@ -346,7 +346,7 @@ class Index:
     a GC pass), before the object's id can be reused: a hit needs no liveness check.
     """
 
-    __slots__ = ("entries", "get", "gone")
+    __slots__ = ("entries", "get", "gone", "gone_reading")
 
     def __init__(self) -> None:
         self.entries: dict[int, Component] = {}
@@ -361,6 +361,9 @@ class Index:
                 pop(comp.key, None)
 
         self.gone = gone
+        #: ``gone`` after reading the dying object (profiles with a death reader), shared
+        #: by the index's components: no closure per component.
+        self.gone_reading = reading_at_death(gone)
 
 
 def resolve_profile(comp: Component, obj: Any, errors: ErrorLog) -> Profile:

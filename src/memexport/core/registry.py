@@ -243,9 +243,12 @@ class Registry:
                 group = self.group(kind, name)
         if profile is None:
             profile = _empty_profile(kind)
-        gone = group.dead.append if index is None else index.gone
-        if profile.death is not None:
-            gone = reading_at_death(gone)
+        if index is not None:
+            gone = index.gone if profile.death is None else index.gone_reading
+        else:
+            gone = group.dead.append
+            if profile.death is not None:
+                gone = reading_at_death(gone)
         try:
             comp = Component(obj, gone)
         except TypeError:
