@@ -281,7 +281,7 @@ _DEQUE = '''
 def append(self, message, /):
     if self._me_component is None:
         return _append(self, message)
-    if len(self) == self.maxlen:  # full: the oldest message goes
+    if _bounded and len(self) == _maxlen:  # full: the oldest message goes
         _append(self, message)
         _dropped()
     else:
@@ -291,7 +291,7 @@ def append(self, message, /):
 def appendleft(self, message, /):
     if self._me_component is None:
         return _appendleft(self, message)
-    full = len(self) == self.maxlen
+    full = _bounded and len(self) == _maxlen
     _appendleft(self, message)
     if full:
         _dropped()
@@ -352,9 +352,13 @@ class BuiltinShape(Shape):
 
     style = "tracked"
     label = "a deque or list of messages"
+    by_type = False  # a deque's class bakes in its maxlen (read once, not per append)
 
     def matches(self, obj: Any, opts: ConversationOptions) -> bool:
         return type(obj) in (deque, list) and opts.history is None
+
+    def variant(self, obj: Any, opts: ConversationOptions) -> Any:
+        return (type(obj), obj.maxlen if isinstance(obj, deque) else None)
 
     def base(self, obj: Any) -> type:
         return tracked_base(type(obj))
@@ -365,7 +369,8 @@ class BuiltinShape(Shape):
             "_dropped": handles.dropped, "_dropped_many": handles.dropped_many,
         }
         if isinstance(obj, deque):
-            names.update(_append=deque.append, _appendleft=deque.appendleft,
+            names.update(_maxlen=obj.maxlen, _bounded=obj.maxlen is not None,
+                         _append=deque.append, _appendleft=deque.appendleft,
                          _extend=deque.extend, _extendleft=deque.extendleft)
             funcs = compile_functions(_DEQUE, names, filename="<memexport tracked deque>")
         else:
