@@ -232,3 +232,29 @@ def test_evicted_bytes_estimated_at_refresh() -> None:
     assert view["memexport_cache_evictions_total{capacity}"] == 5
     per_entry = sys.getsizeof("v" * 1001) + sys.getsizeof(10)
     assert abs(view["memexport_cache_evicted_bytes_total"] - 5 * per_entry) <= 5 * 40
+
+
+def test_a_collection_written_while_it_is_walked_is_still_sized() -> None:
+    """Another thread writing to a cache while the sizer walks it ("dictionary changed size
+    during iteration") used to leave the old size for good under a steady write rate (the
+    demo's leaking memo read 15 MB at 400 MB). The walk is retried from a copy."""
+    reg = Registry()
+    memo = memexport.cache({}, name="memo", registry=reg)
+
+    class Writer:
+        """A value whose size is read while the walk is on: it writes to the memo then."""
+
+        def __sizeof__(self) -> int:
+            memo[object()] = "x" * 1000  # what another thread would do at that moment
+            return 64
+
+    for i in range(10):
+        memo[i] = ("v" * 100, Writer())
+    from memexport.kinds.cache import SPEC
+
+    comp = SPEC.claimed(memo)
+    assert comp is not None
+    first = refresh(comp, memo)
+    assert first is not None and first > 10 * 100
+    memo.update({f"k{i}": "y" * 10_000 for i in range(20)})
+    assert refresh(comp, memo) > first + 20 * 10_000

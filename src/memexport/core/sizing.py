@@ -201,8 +201,8 @@ def refresh(comp: Component, obj: Any, deadline: float | None = None) -> float |
 
     A collection of at most ``SAMPLE`` entries walked whole is measured exactly (shared
     objects once); otherwise the mean size of the entries walked in the last windows is
-    scaled by the length. Keeps the last value if the collection changed size while being
-    walked (another thread writing to it): the next tick tries again. At least one entry is
+    scaled by the length. A collection another thread writes to while it is walked is walked
+    again from a copy of the window; the last value stays if that fails too. At least one entry is
     walked per call, so a large collection's estimate always moves forward.
     """
     spec = comp.profile.size
@@ -212,14 +212,19 @@ def refresh(comp: Component, obj: Any, deadline: float | None = None) -> float |
         n = spec.length(obj)
         seen: set[int] = set()
         start = comp.size_cursor if comp.size_cursor < n else 0
+        stop = n if n <= SAMPLE else start + SAMPLE
+        if n <= SAMPLE:
+            start = 0
         try:
-            if n <= SAMPLE:
-                size, count = _walk(spec.entries(obj), spec.pairs, seen, deadline)
-            else:
-                window = itertools.islice(spec.entries(obj), start, start + SAMPLE)
+            size, count = _walk(itertools.islice(spec.entries(obj), start, stop), spec.pairs,
+                                seen, deadline)
+        except RuntimeError:  # "changed size during iteration": another thread writes
+            try:  # walk a copy of the window (taken in one C call for builtins) instead
+                seen.clear()
+                window = list(itertools.islice(spec.entries(obj), start, stop))
                 size, count = _walk(window, spec.pairs, seen, deadline)
-        except RuntimeError:  # "changed size during iteration": try again next tick
-            return comp.size
+            except RuntimeError:  # its values change too: try again next tick
+                return comp.size
         if start == 0 and count >= n:  # the whole collection: exact
             comp.size_cursor = 0
             estimate = float(size)
