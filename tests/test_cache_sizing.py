@@ -258,3 +258,27 @@ def test_a_collection_written_while_it_is_walked_is_still_sized() -> None:
     assert first is not None and first > 10 * 100
     memo.update({f"k{i}": "y" * 10_000 for i in range(20)})
     assert refresh(comp, memo) > first + 20 * 10_000
+
+
+def test_the_sizer_sizes_what_grows_first() -> None:
+    """A tick with time for one component sizes the one whose length moved most since it
+    was last sized, not the next in the round: a leak among many quiet caches keeps its
+    bytes current."""
+    from memexport.core.sizing import SizerJob
+
+    reg = Registry()
+    quiet = [memexport.cache({i: "q" * 50 for i in range(5)}, name=f"quiet{i}", registry=reg)
+             for i in range(30)]
+    leak = memexport.cache({}, name="leak", registry=reg)
+    job = SizerJob(reg)
+    for _ in range(40):  # every component sized once
+        job(time.perf_counter() + 10.0)
+    from memexport.kinds.cache import SPEC
+
+    comp = SPEC.claimed(leak)
+    assert comp is not None and comp.size_len == 0
+    for round_ in range(1, 4):
+        leak.update({f"r{round_}-{i}": "x" * 1000 for i in range(10)})
+        job(0.0)  # no time at all: one component only
+        assert comp.size_len == len(leak), round_
+    assert all(SPEC.claimed(q) is not None for q in quiet)

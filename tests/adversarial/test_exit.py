@@ -15,7 +15,7 @@ import pytest
 from tests.adversarial.support import run_python
 
 SCRIPT = r"""
-import atexit, collections, queue, sys, threading, time
+import atexit, collections, functools, queue, sys, threading, time
 import cachetools
 import memexport
 from tests.adversarial.support import GetPutCache, GuidePool, UserMapping
@@ -35,6 +35,10 @@ getput = memexport.cache(GetPutCache(), name="getput")
 history = memexport.conversation(collections.deque(maxlen=100), name="history")
 q = memexport.pool(queue.Queue(), name="q")
 q.put("r")
+# lru_cache wrappers read their counts as they die: some die only in the interpreter's
+# teardown, when module globals are already gone.
+memos = [memexport.cache(functools.lru_cache(maxsize=8)(lambda x: x), name="memo")
+         for _ in range(20)]
 pool = memexport.pool(GuidePool(), name="pool")
 lock = threading.Lock()
 if MODE == "collector":
@@ -54,6 +58,7 @@ def hammer(i):
         getput.put(n % 40, n)
         getput.get(n % 30)
         history.append({"n": n})
+        memos[n % 20](n % 4)
         r = q.get()
         q.put(r)
         with pool.acquire():

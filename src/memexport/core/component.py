@@ -146,12 +146,13 @@ class Component(weakref.ref):  # type: ignore[type-arg]
     Event counters belong to the group (every member of one kind and name shares them), so
     an object's counts stay in the totals when it is collected and tracking an object
     allocates no counters. ``pulled`` holds ``[last, base]`` per pulled counter of the
-    profile; ``size``/``size_mean``/``size_cursor``/``size_at`` the sampled deep size;
+    profile; ``size``/``size_mean``/``size_cursor``/``size_at``/``size_len`` the sampled
+    deep size (``size_len``: the length it was taken at);
     ``state`` is free for the kind.
     """
 
     __slots__ = ("group", "key", "profile", "pulled", "size", "size_at", "size_cursor",
-                 "size_mean", "state")
+                 "size_len", "size_mean", "state")
 
     group: Group
     key: int
@@ -161,6 +162,7 @@ class Component(weakref.ref):  # type: ignore[type-arg]
     size_mean: float
     size_cursor: int
     size_at: float
+    size_len: int
     state: Any
 
     @property
@@ -319,10 +321,10 @@ def read_at_death(comp: Component) -> None:
     """Fold the readings of ``comp``'s dying object into its pulled counters (called from
     the weak reference's callback, while CPython still holds the object's memory; see
     ``instrument.lru``). Never raises: a callback's exception would be printed."""
-    death = comp.profile.death
-    if death is None or comp.pulled is None:
-        return
-    try:
+    try:  # (all of it: at interpreter exit even the builtins may be gone)
+        death = comp.profile.death
+        if death is None or comp.pulled is None:
+            return
         raw = death(comp)
         if raw is not None:
             for i, value in enumerate(raw[:len(comp.pulled) // 2]):
@@ -333,8 +335,10 @@ def read_at_death(comp: Component) -> None:
 
 def reading_at_death(then: Callable[[Component], Any]) -> Callable[[Component], None]:
     """A weak-reference callback that reads the dying object (``read_at_death``), then ``then``."""
+    read = read_at_death  # bound now: at interpreter exit the module's globals are None
+
     def gone(comp: Component) -> None:
-        read_at_death(comp)
+        read(comp)
         then(comp)
     return gone
 

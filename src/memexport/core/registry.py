@@ -262,6 +262,7 @@ class Registry:
         comp.size = None
         comp.size_mean = 0.0
         comp.size_cursor = 0
+        comp.size_len = -1
         comp.size_at = 0.0
         comp.state = None
         comp.key = id(obj) if key is None else key

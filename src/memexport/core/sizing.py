@@ -21,6 +21,7 @@ Deep sizes cost microseconds per entry, so they stay off the application's hot p
 from __future__ import annotations
 
 import gc
+import heapq
 import itertools
 import sys
 import threading
@@ -242,12 +243,34 @@ def refresh(comp: Component, obj: Any, deadline: float | None = None) -> float |
         estimate += spec.overhead(obj)
         comp.size = estimate
         comp.size_at = time.monotonic()
+        comp.size_len = n
     finally:
         _walking.release()
     handles = comp.group.handles
     if handles is not None and comp.size_mean > 0:
         handles.sized(comp.size_mean)
     return estimate
+
+
+#: Components sized first in each tick, by how much their length moved since last sized.
+GROWN_FIRST = 4
+
+
+def _grown(members: list[Component], k: int) -> list[Component]:
+    """The ``k`` members whose length changed most (relative) since their last sizing."""
+    moved: list[tuple[float, int, Component]] = []
+    for i, comp in enumerate(members):
+        obj = comp()
+        spec = comp.profile.size
+        if obj is None or spec is None or comp.size_len < 0:
+            continue
+        try:
+            n = spec.length(obj)
+        except Exception:  # the object's own len() failed: the round robin still sizes it
+            continue
+        if n != comp.size_len:
+            moved.append((abs(n - comp.size_len) / (comp.size_len + 1), i, comp))
+    return [c for _, _, c in heapq.nlargest(k, moved)]
 
 
 class SizerJob:
@@ -278,27 +301,38 @@ class SizerJob:
                     out.append(comp)
         return out
 
+    def _refresh(self, comp: Component, deadline: float) -> None:
+        obj = comp()
+        if obj is None:
+            return
+        try:
+            refresh(comp, obj, deadline)
+        except BaseException as exc:
+            # Without its traceback: the frames would hold the collection.
+            self._registry.errors.record(comp.group.kind.name, comp.source(
+                (comp.group.kind.bytes_metric or "", ())), exc.with_traceback(None))
+
     def __call__(self, deadline: float) -> None:
         members = self._members()
         n = len(members)
         recent = time.monotonic() - COVERAGE_WINDOW
         if n:
+            # Growth first: the few whose length moved most since they were sized (a leaking
+            # cache among thousands of sessions is sized every tick, not once per round).
+            first = _grown(members, GROWN_FIRST)
+            sized_first = {id(c) for c in first}  # by identity: weakrefs compare referents
+            for j, comp in enumerate(first):
+                if j and time.perf_counter() >= deadline:
+                    break
+                self._refresh(comp, deadline)
             start = self._next % n
             done = 0
             for comp in itertools.chain(members[start:], members[:start]):
-                if done and time.perf_counter() >= deadline:
+                if (done or first) and time.perf_counter() >= deadline:
                     break
                 done += 1
-                obj = comp()
-                if obj is None:
-                    continue
-                try:
-                    refresh(comp, obj, deadline)
-                except BaseException as exc:
-                    # Without its traceback: the frames would hold the collection.
-                    self._registry.errors.record(comp.group.kind.name, comp.source(
-                        (comp.group.kind.bytes_metric or "", ())), exc.with_traceback(None))
-                del obj
+                if id(comp) not in sized_first:
+                    self._refresh(comp, deadline)
             self._next = start + done
         self._total = n
         self._sized = sum(1 for c in members if c.size_at >= recent)
