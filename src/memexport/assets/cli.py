@@ -1,7 +1,9 @@
-"""``memexport assets``: write the alert rules and dashboards for a config, check a copy, show
-the settings.
+"""``memexport assets``: write the alert rules, dashboards and their configs for a config,
+check a copy, show the settings.
 
-    memexport assets rules --out /etc/prometheus/memexport           # the shipped defaults
+    memexport assets --out DIR --config mine.yml --set runbook_url=https://wiki/{anchor}
+    memexport assets --check DIR --config mine.yml                   # exit 1 if DIR differs
+    memexport assets rules --out /etc/prometheus/memexport           # the rule files only
     memexport assets rules --config mine.yml --set pools.held_on_purpose=pubsub --out DIR
     memexport assets rules --check alerts/                           # exit 1 if it differs
     memexport assets dashboards --out /var/lib/grafana/dashboards/memexport
@@ -19,6 +21,7 @@ from memexport.assets.config import Config
 from memexport.assets.dashboards import render_dashboards
 from memexport.assets.files import differences, write_files
 from memexport.assets.generate import render_rules
+from memexport.assets.layout import USER, render_layout
 from memexport.assets.loading import describe, load_config
 from memexport.assets.values import ConfigError
 
@@ -40,11 +43,11 @@ def _config_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _options(p: argparse.ArgumentParser, what: str) -> None:
+def _options(p: argparse.ArgumentParser, what: str, required: bool = True) -> None:
     p.add_argument("--config", type=Path, help="a YAML or JSON file of settings")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="a setting, e.g. process.trend_window=20m")
-    target = p.add_mutually_exclusive_group(required=True)
+    target = p.add_mutually_exclusive_group(required=required)
     target.add_argument("--out", type=Path, help=f"directory to write {what} into")
     target.add_argument("--check", type=Path, metavar="DIR",
                         help="compare DIR with the generated files; exit 1 if they differ")
@@ -53,8 +56,12 @@ def _options(p: argparse.ArgumentParser, what: str) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="memexport assets",
-        description="Generate memexport's alert rules and Grafana dashboards from one config.")
-    sub = p.add_subparsers(dest="what", required=True)
+        description="Generate memexport's alert rules, Alertmanager example, Grafana dashboards "
+                    "and provisioning, and a PrometheusRule from one config: --out DIR writes "
+                    "them all (rules/, dashboards/, provisioning/, alertmanager.yml, "
+                    "prometheusrule.yaml, runbook.md), a command writes one kind.")
+    _options(p, "every asset", required=False)
+    sub = p.add_subparsers(dest="what")
     for name, (_, _, what) in WHAT.items():
         _options(sub.add_parser(name, help=f"write (or check) {what}"), what)
     sub.add_parser("config", help="print every setting with its default and meaning")
@@ -74,8 +81,9 @@ def _run(args: argparse.Namespace, render: Callable[[Config], dict[str, str]],
         for line in diff:
             print(line)
         if diff:
-            print(f"{args.check} is out of date: run `memexport assets {args.what} --out "
-                  f"{args.check}` with the same settings", file=sys.stderr)
+            command = " ".join(["memexport assets", *([args.what] if args.what else [])])
+            print(f"{args.check} is out of date: run `{command} --out {args.check}` with the "
+                  f"same settings", file=sys.stderr)
         return 1 if diff else 0
     for name in write_files(args.out, files):
         print(f"wrote {args.out / name}")
@@ -87,5 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.what == "config":
         sys.stdout.write(_config_text())
         return 0
+    if args.what is None:
+        if args.out is None and args.check is None:
+            _parser().error("give --out DIR, --check DIR or a command (rules, dashboards, "
+                            "config)")
+        root = args.out if args.out is not None else args.check
+        args.what = ""
+        return _run(args, lambda cfg: render_layout(cfg, root), USER.stale)
     render, stale, _ = WHAT[args.what]
     return _run(args, render, stale)

@@ -68,9 +68,9 @@ class Grafana:
     scrape_interval: Duration = field(default=Duration("15s"), metadata=_doc(
         "Prometheus' scrape interval of memexport targets (Grafana's timeInterval)"))
     folder: str = field(default="memexport", metadata=_doc("Grafana folder of the dashboards"))
-    dashboards_path: str = field(default="/var/lib/grafana/dashboards/memexport",
-                                 metadata=_doc("where Grafana reads the dashboards' JSON from "
-                                               "(provisioning/dashboards)"))
+    dashboards_path: str = field(default="", metadata=_doc(
+        "where Grafana reads the dashboards' JSON (provisioning/dashboards); empty: the "
+        "directory `memexport assets --out` writes them to"))
 
 
 @dataclass(frozen=True)
