@@ -78,10 +78,17 @@ def github_anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def runbook_anchors() -> set[str]:
+def runbook_for(rules: Path) -> Path:
+    """The runbook of a rule file: ``runbook-<area>.md`` beside it if there is one (new areas
+    not yet folded into runbook.md), else ``runbook.md``."""
+    own = rules.parent / f"runbook-{rules.name.removesuffix('.rules.yml')}.md"
+    return own if own.exists() else RUNBOOK
+
+
+def runbook_anchors(runbook: Path = RUNBOOK) -> set[str]:
     anchors: set[str] = set()
     in_fence = False
-    for line in RUNBOOK.read_text(encoding="utf-8").splitlines():
+    for line in runbook.read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
             in_fence = not in_fence
         elif not in_fence and (m := re.match(r"#{1,6}\s+(.+?)\s*#*\s*$", line)):
@@ -141,10 +148,12 @@ def test_promtool_test_rules(tests: Path) -> None:
 
 def test_alert_conventions() -> None:
     """Names, severity, annotations and runbook links of every alert follow the conventions."""
-    anchors = runbook_anchors()
     problems: list[str] = []
     seen: set[tuple[str, str]] = set()
     for path, rule in _alerts():
+        runbook = runbook_for(path)
+        anchors = runbook_anchors(runbook)
+        base_url = RUNBOOK_URL.replace(RUNBOOK.name, runbook.name)
         name = rule["alert"]
         where = f"{path.name}: {name}"
         labels = rule.get("labels") or {}
@@ -163,10 +172,10 @@ def test_alert_conventions() -> None:
         if not description or "{{" not in description:
             problems.append(f"{where}: description must be templated, got {description!r}")
         url = ann.get("runbook_url", "")
-        if url != RUNBOOK_URL + name.lower():
-            problems.append(f"{where}: runbook_url {url!r} != {RUNBOOK_URL + name.lower()!r}")
+        if url != base_url + name.lower():
+            problems.append(f"{where}: runbook_url {url!r} != {base_url + name.lower()!r}")
         if name.lower() not in anchors:
-            problems.append(f"{where}: no '## {name}' section in {RUNBOOK.name}")
+            problems.append(f"{where}: no '## {name}' section in {runbook.name}")
         uids = ([DASHBOARD_UIDS[path.name.split(".")[0]]] if path.name.split(".")[0]
                 in DASHBOARD_UIDS else sorted(set(DASHBOARD_UIDS.values())))
         dash = ann.get("dashboard_url", "")

@@ -229,8 +229,8 @@ LAYOUT = ["README.md", "alertmanager.yml", "prometheusrule.yaml",
           "provisioning/dashboards/memexport.yml", "provisioning/datasources/memexport.yml",
           "runbook.md", *(f"dashboards/{n}.json" for n in ("agents", "caches", "memory",
                                                             "pools", "process")),
-          *(f"rules/{n}.rules.yml" for n in ("agents", "caches", "memory", "pools", "process",
-                                             "tasks"))]
+          *(f"rules/{n}.rules.yml" for n in ("actions", "agents", "caches", "memory", "pools",
+                                             "process", "tasks"))]
 
 
 def test_assets_out_writes_everything_with_the_users_settings(tmp_path: Path) -> None:
@@ -268,7 +268,7 @@ def test_assets_out_writes_everything_with_the_users_settings(tmp_path: Path) ->
         "providers"]
     assert provider["options"]["path"] == str((out / "dashboards").resolve())
     kube = yaml.safe_load((out / "prometheusrule.yaml").read_text())
-    assert kube["kind"] == "PrometheusRule" and len(kube["spec"]["groups"]) == 12
+    assert kube["kind"] == "PrometheusRule" and len(kube["spec"]["groups"]) == 13
     # --check: up to date with the same settings; not with others; a stale rule file shows
     same = ("--config", str(cfg), "--set", "grafana.datasource_uid=prom-main")
     assert run_cli(*same, "--check", str(out)).returncode == 0

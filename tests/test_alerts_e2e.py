@@ -106,7 +106,8 @@ DUAL_APP = textwrap.dedent("""
 
 
 def test_every_rule_is_healthy_with_both_exporters_in_one_process(tmp_path: Path) -> None:
-    """memexport's exposition and PrometheusMetricReader on one /metrics: duplicate series."""
+    """memexport's exposition and PrometheusMetricReader on one /metrics: memexport's series
+    once (the reader is given the app's own instruments only), every rule healthy."""
     port = free_port()
     script = tmp_path / "dual.py"
     script.write_text(DUAL_APP)
@@ -119,11 +120,11 @@ def test_every_rule_is_healthy_with_both_exporters_in_one_process(tmp_path: Path
             "job_name": "dual", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
             rule_files=RULES)
         wait_for(lambda: prom.targets_up(1), 30, "dual scraped")
-        # both shapes are there: memexport's labels and the OpenTelemetry ones
-        wait_for(lambda: prom.values('memexport_cache_items{cache="llm"}')
-                 and prom.values('memexport_cache_items{memexport_cache_name="llm"}'),
-                 30, "duplicate cache series")
+        wait_for(lambda: prom.values('memexport_cache_items{cache="llm"}'), 30, "cache series")
         assert_all_healthy(prom)
+        # One exposition per process: no OpenTelemetry-named copy beside memexport's own.
+        assert not prom.values('memexport_cache_items{memexport_cache_name="llm"}')
+        assert prom.values('target_info')  # the reader itself is served
     finally:
         if prom is not None:
             prom.close()

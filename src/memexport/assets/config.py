@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from memexport.assets.thresholds import (
+    Actions,
     Caches,
     Cleanups,
     Conversations,
@@ -126,6 +127,7 @@ class Config:
     cleanups: Cleanups = field(default_factory=Cleanups)
     memory: Memory = field(default_factory=Memory)
     tasks: Tasks = field(default_factory=Tasks)
+    actions: Actions = field(default_factory=Actions)
     meta: Meta = field(default_factory=Meta)
     grafana: Grafana = field(default_factory=Grafana)
     alertmanager: Alertmanager = field(default_factory=Alertmanager)

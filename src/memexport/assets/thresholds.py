@@ -246,3 +246,20 @@ class Tasks:
         "... and the oldest pending for longer than this"))
     for_: Duration = field(default=Duration("2h"), metadata=_doc("for:"))
     keep_firing_for: Duration = Duration("1h")
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What the process does about its alerts (memexport.start_actions, docs/actions.md)."""
+
+    failing_window: Duration = field(default=Duration("1h"), metadata=_doc(
+        "failing: in this window an action failed ..."))
+    failing_ratio: float = field(default=0.5, metadata=_doc(
+        "... in at least this share of its runs"))
+    ineffective_window: Duration = field(default=Duration("2h"), metadata=_doc(
+        "shedding ineffective: a freeing action ran in this window ..."))
+    ineffective_runs: int = field(default=3, metadata=_doc("... at least this many times ..."))
+    ineffective_ratio: float = field(default=0.01, metadata=_doc(
+        "... and all its runs gave back less than this share of RSS"))
+    rejected_window: Duration = field(default=Duration("15m"), metadata=_doc(
+        "webhook rejected: any request refused in this window"))

@@ -169,8 +169,9 @@ def _conversation_cases(reg: Registry) -> list[Case]:
     out = _add_cases("guide manager add_message", bare_cls(),
                      memexport.conversation(tracked_cls(), name="bench_guide", registry=reg))
 
-    plain = deque(maxlen=100)
-    tracked = memexport.conversation(deque(maxlen=100), name="bench_deque", registry=reg)
+    plain: deque[object] = deque(maxlen=100)
+    tracked: deque[object] = memexport.conversation(deque(maxlen=100), name="bench_deque",
+                                                    registry=reg)
 
     def deque_bare(n: int) -> None:
         append = plain.append

@@ -233,8 +233,10 @@ def cases(quick: bool) -> list[Case]:
     try:
         import cachetools
     except ImportError:  # optional: the other cases still run
-        cachetools = None
-    if cachetools is not None:
+        have_cachetools = False
+    else:
+        have_cachetools = True
+    if have_cachetools:
         out += _variants("cache: cachetools LRUCache hit c[k]",
                          lambda: cachetools.LRUCache(maxsize=MAXSIZE), _getitem_hit, inline,
                          reg, f"{PLUS_60}; {VS_PROM}")

@@ -16,6 +16,8 @@ class ProcessBallast:
         self.leak = leak
         self.retained: list[bytes] = []
         self.scratch: list[bytes] = []
+        # What the app's own cleanup would drop; the demo's shed action runs it.
+        self.release = memexport.cleanup(self.retained.clear, name="ballast")
 
     def step(self, tick: int) -> None:
         # Every scenario churns short-lived garbage (a GC sawtooth); leak also keeps some.

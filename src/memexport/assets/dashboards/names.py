@@ -1,7 +1,8 @@
 """The metric names the dashboards query, from the modules that export them: the kinds' tables
 (with their HELP text, appended to the panels that show them), the process collector, the
-RSS ledger, cgroup and tracemalloc readers, the registry, and prometheus_client's standard
-names. Renaming a metric there renames it here; a metric a table drops is a KeyError here.
+RSS ledger, cgroup and tracemalloc readers, the registry, the actions' metrics
+(``memexport.actions.metrics``) and prometheus_client's standard names. Renaming a metric
+there renames it here; a metric a table drops is a KeyError here.
 
 Adapter metrics (httpx, OpenAI Agents SDK, LangGraph) are written out: importing an adapter
 module extends its kind's table as a side effect (and the LangGraph one imports langgraph),
@@ -11,6 +12,7 @@ modules' constants.
 
 from __future__ import annotations
 
+from memexport.actions import metrics as actions
 from memexport.core import registry as core
 from memexport.core.model import Kind
 from memexport.integrations import asyncio_tasks
@@ -21,9 +23,9 @@ from memexport.kinds.conversation import table as conversation
 from memexport.kinds.pool import table as pool
 from memexport.process import cgroup, collector, gcpause, ledger, tracesites
 
-__all__ = ["ADAPTER", "HELP", "KINDS", "STANDARD", "agent", "asyncio_tasks", "budget", "cache",
-           "cgroup", "cleanup", "collector", "conversation", "core", "gcpause", "ledger", "of",
-           "pool", "tracesites"]
+__all__ = ["ADAPTER", "HELP", "KINDS", "STANDARD", "actions", "agent", "asyncio_tasks",
+           "budget", "cache", "cgroup", "cleanup", "collector", "conversation", "core",
+           "gcpause", "ledger", "of", "pool", "tracesites"]
 
 #: The component kinds, by the config key of their label (``labels.cache``, ...).
 KINDS: dict[str, Kind] = {"cache": cache.KIND, "pool": pool.KIND,

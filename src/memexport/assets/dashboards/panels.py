@@ -42,7 +42,8 @@ from memexport.assets.dashboards.names import HELP, core
 from memexport.assets.dashboards.view import View
 
 __all__ = ["BYTES", "COUNT", "DS", "OPS", "RATIO", "SECONDS", "Dashboard", "Dataquery",
-           "dashboard", "dashed", "label_variable", "link", "render", "row", "rows", "stat",
+           "dashboard", "dashed", "label_variable", "link", "render", "right_axis", "row", "rows",
+           "stat",
            "table", "target", "thresholds", "timeseries"]
 
 #: Every panel and target queries the data source chosen in the ``datasource`` variable.
@@ -186,6 +187,13 @@ def dashed(regex: str) -> tuple[str, list[dm.DynamicConfigValue]]:
         dm.DynamicConfigValue("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
         dm.DynamicConfigValue("custom.fillOpacity", 0),
     ]
+
+
+def right_axis(regex: str, unit: str) -> tuple[str, list[dm.DynamicConfigValue]]:
+    """An override drawing the series whose name matches ``regex`` on a right axis in ``unit``
+    (a count beside bytes)."""
+    return regex, [dm.DynamicConfigValue("unit", unit),
+                   dm.DynamicConfigValue("custom.axisPlacement", "right")]
 
 
 def timeseries(

@@ -1,10 +1,18 @@
-"""Dashboard "memexport / Process memory": RSS against its limit, GC, fds, tracemalloc, health."""
+"""Dashboard "memexport / Process memory": RSS against its limit, GC, fds, tracemalloc, health,
+and what the process did about its alerts (memexport.start_actions)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from memexport.assets.dashboards.names import STANDARD, collector, core, gcpause, tracesites
+from memexport.assets.dashboards.names import (
+    STANDARD,
+    actions,
+    collector,
+    core,
+    gcpause,
+    tracesites,
+)
 from memexport.assets.dashboards.panels import (
     BYTES,
     COUNT,
@@ -15,6 +23,7 @@ from memexport.assets.dashboards.panels import (
     dashed,
     link,
     render,
+    right_axis,
     rows,
     stat,
     table,
@@ -222,6 +231,69 @@ def _health(v: View, q: _Q) -> list[Any]:
     ]
 
 
+def _actions(v: View, q: _Q) -> list[Any]:
+    """What the process did about its alerts: runs, failures and skips of each action
+    (memexport.start_actions, docs/actions.md), their durations, the memory they gave back,
+    the webhook's requests and the evidence on disk."""
+    def duration(p: float) -> str:
+        buckets = v.rate(f"{actions.DURATION}_bucket", by=("action", "le"))
+        return f"histogram_quantile({p}, {buckets})"
+
+    runs = "{{instance}} {{action}}"
+    steps = f".* ({'|'.join(actions.STEPS)})"
+    return [
+        timeseries("Action runs / s", [target(v, v.rate(actions.RUNS, by=("action",)), runs)],
+                   OPS, description="Runs of each action started by an Alertmanager alert "
+                   f"naming this process ({actions.RUNS}). Actions are rate-limited: a few "
+                   "runs per hour at most.", w=8),
+        timeseries("Action failures and skips / s",
+                   [target(v, v.rate(actions.FAILURES, by=("action", "reason")),
+                           f"{runs} failed: {{{{reason}}}}"),
+                    target(v, v.rate(actions.SKIPPED, by=("action", "reason")),
+                           f"{runs} skipped: {{{{reason}}}}")], OPS,
+                   description=f"Runs that raised or timed out ({actions.FAILURES}), and "
+                   "matched alerts that started no run (cooldown, rate_limit, running, "
+                   f"queue_full, dry_run: {actions.SKIPPED}). Failures page through "
+                   "MemexportActionFailing.", overrides=[dashed(".* skipped: .*")], w=8),
+        timeseries("Action duration (p50, p99)",
+                   [target(v, duration(0.5), f"{runs} p50"),
+                    target(v, duration(0.99), f"{runs} p99")], SECONDS,
+                   description=f"How long runs took ({actions.DURATION}); a run that timed "
+                   "out counts its timeout.", w=8),
+        timeseries("Memory freed by actions (B/s)",
+                   [target(v, v.rate(actions.FREED, by=("action",)), f"{runs} RSS"),
+                    target(v, v.rate(actions.STEP_FREED, by=("action", "step")),
+                           f"{runs} {{{{step}}}}")], "binBps",
+                   description="RSS each freeing action gave back (before minus after its "
+                   f"runs: {actions.FREED}), and what each step reported freed in its own "
+                   "measure (component bytes for caches and histories, RSS for the others: "
+                   f"{actions.STEP_FREED}). Runs that free nothing while the alert keeps "
+                   "firing: MemexportActionSheddingIneffective.",
+                   overrides=[dashed(steps)], w=8),
+        timeseries("Webhook requests and alerts / s",
+                   [target(v, v.rate(actions.REQUESTS, by=("result",)),
+                           "{{instance}} request {{result}}"),
+                    target(v, v.rate(actions.ALERTS, by=("status", "result")),
+                           "{{instance}} alert {{status}} {{result}}"),
+                    target(v, v.rate(actions.RELAYS, by=("result",)),
+                           "{{instance}} relay {{result}}")], OPS,
+                   description="Requests to the actions webhook by result (accepted, or why "
+                   "refused: unauthorized, bad_payload, ...), the alerts they carried by "
+                   "status and whether they matched an action, named another process or were "
+                   "relayed to the replica they name, and the relayed notifications by result.",
+                   overrides=[dashed(".* (alert|relay) .*")], w=8),
+        timeseries("Evidence on disk",
+                   [target(v, f"max {v.by()} ({v.metric(actions.EVIDENCE_BYTES)})",
+                           "{{instance}} bytes"),
+                    target(v, f"max {v.by()} ({v.metric(actions.EVIDENCE_FILES)})",
+                           "{{instance}} files")], BYTES,
+                   description=f"Bytes of evidence files ({actions.EVIDENCE_BYTES}) in the "
+                   "evidence directory, capped by evidence_max_bytes, and how many files "
+                   f"({actions.EVIDENCE_FILES}, right axis).",
+                   overrides=[right_axis(".* files", COUNT)], w=8),
+    ]
+
+
 def build(v: View) -> dict[str, Any]:
     """The process dashboard as Grafana JSON."""
     q = _Q(v)
@@ -229,10 +301,12 @@ def build(v: View) -> dict[str, Any]:
         v, "process", TITLE,
         "Process memory of memexport-instrumented Python apps: RSS against its effective "
         "limit (cgroup, rlimit or physical memory), predicted time to the limit, garbage "
-        "collector, file descriptors, threads, tracemalloc allocation sites and the "
-        "collector's own health. One series per instance.",
+        "collector, file descriptors, threads, tracemalloc allocation sites, the "
+        "collector's own health and what the actions (memexport.start_actions) did. One "
+        "series per instance.",
     ).link(link(v, "memory", "Where memory goes",
                 "The RSS ledger: which class of memory RSS is made of"))
     return render(rows(d, ("Overview", _overview(v, q)), ("Memory", _memory(v, q)),
                        ("Garbage collector", _gc(v, q)), ("Resources", _resources(v, q)),
-                       ("tracemalloc", _tracemalloc(v, q)), ("Collector health", _health(v, q))))
+                       ("tracemalloc", _tracemalloc(v, q)), ("Collector health", _health(v, q)),
+                       ("Actions", _actions(v, q))))

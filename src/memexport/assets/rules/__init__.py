@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from memexport.assets.rules import agents, caches, memory, pools, process, tasks
+from memexport.assets.rules import actions, agents, caches, memory, pools, process, tasks
 from memexport.assets.rules.common import Q
 
 __all__ = ["AREAS", "build"]
 
-#: Rule file stem -> builder of its groups, in file order. A hand-written file (such as
-#: ``actions.rules.yml``) goes in ``handwritten/`` instead: see rules/handwritten.py.
+#: Rule file stem -> builder of its groups, in file order. A hand-written file goes in
+#: ``handwritten/`` instead: see rules/handwritten.py.
 AREAS: dict[str, Callable[[Q], list[dict[str, object]]]] = {
     "process": process.groups,
     "caches": caches.groups,
@@ -19,6 +19,7 @@ AREAS: dict[str, Callable[[Q], list[dict[str, object]]]] = {
     "agents": agents.groups,
     "memory": memory.groups,
     "tasks": tasks.groups,
+    "actions": actions.groups,
 }
 
 
