@@ -227,8 +227,8 @@ def test_committed_assets_match_the_generator() -> None:
 
 LAYOUT = ["README.md", "alertmanager.yml", "prometheusrule.yaml",
           "provisioning/dashboards/memexport.yml", "provisioning/datasources/memexport.yml",
-          "runbook.md", *(f"dashboards/{n}.json" for n in ("agents", "caches", "memory",
-                                                            "pools", "process")),
+          "runbook.md", "alertmanager-actions.yml",
+          *(f"dashboards/{n}.json" for n in ("agents", "caches", "memory", "pools", "process")),
           *(f"rules/{n}.rules.yml" for n in ("actions", "agents", "caches", "memory", "pools",
                                              "process", "tasks"))]
 

@@ -2,6 +2,7 @@
 
     DIR/rules/*.rules.yml                          Prometheus rule_files
     DIR/alertmanager.yml                           the example Alertmanager configuration
+    DIR/alertmanager-actions.yml                   the same, also routing to memexport's actions
     DIR/dashboards/*.json                          the Grafana dashboards
     DIR/provisioning/datasources/memexport.yml     Grafana: the Prometheus data source
     DIR/provisioning/dashboards/memexport.yml      Grafana: a provider reading DIR/dashboards
@@ -40,6 +41,8 @@ class Layout:
     providers: str = "provisioning/dashboards/memexport.yml"
     prometheusrule: str = "prometheusrule.yaml"
     runbook: str | None = "runbook.md"
+    #: The Alertmanager example with the actions webhook (written as shipped, not generated).
+    alertmanager_actions: str | None = "alertmanager-actions.yml"
     readme: str | None = "README.md"
     #: The provider's path when ``grafana.dashboards_path`` is empty; None: the absolute path
     #: of the written dashboards directory.
@@ -58,7 +61,8 @@ REPO = Layout(rules="alerts", alertmanager="alerts/alertmanager.yml",
               dashboards="grafana/dashboards",
               datasources="grafana/provisioning/datasources/memexport.yml",
               providers="grafana/provisioning/dashboards/memexport.yml",
-              prometheusrule="deploy/kubernetes/prometheusrule.yaml", runbook=None, readme=None,
+              prometheusrule="deploy/kubernetes/prometheusrule.yaml", runbook=None,
+              alertmanager_actions=None, readme=None,
               dashboards_path="/var/lib/grafana/dashboards/memexport")
 
 README = """\
@@ -72,6 +76,8 @@ says whether this directory is up to date.
   `rule_files: ["{root}/rules/*.rules.yml"]`; check with `promtool check rules rules/*.yml`.
 - `alertmanager.yml`: an Alertmanager configuration routing critical alerts to the page
   webhook and warnings to the ticket webhook (`amtool check-config alertmanager.yml`).
+- `alertmanager-actions.yml`: the same routes, and the memory alerts also to the process's
+  own webhook (`memexport.start_actions`: evidence, shedding); edit its URLs and token file.
 - `dashboards/*.json`: import them in Grafana, or provision them with `provisioning/`:
   `provisioning/datasources/memexport.yml` into Grafana's `provisioning/datasources/`,
   `provisioning/dashboards/memexport.yml` into `provisioning/dashboards/`; its provider reads
@@ -94,9 +100,11 @@ def render_layout(cfg: Config, root: Path, layout: Layout = USER) -> dict[str, s
     out[layout.datasources] = render_datasource(cfg)
     out[layout.providers] = render_provider(cfg, path)
     out[layout.prometheusrule] = render_prometheusrule(cfg, rules)
-    runbook = shipped("alerts/runbook.md")
-    if layout.runbook and runbook is not None:
-        out[layout.runbook] = runbook.read_text(encoding="utf-8")
+    for name, relative in ((layout.runbook, "alerts/runbook.md"),
+                           (layout.alertmanager_actions, "alerts/alertmanager-actions.yml")):
+        source = shipped(relative)
+        if name and source is not None:
+            out[name] = source.read_text(encoding="utf-8")
     if layout.readme:
         changes = changed_settings(cfg)
         out[layout.readme] = README.format(

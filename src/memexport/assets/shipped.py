@@ -1,9 +1,10 @@
-"""Files shipped beside the package: the committed dashboards' JSON and the runbook.
+"""Files shipped beside the package: the committed dashboards' JSON, the runbook and the
+Alertmanager example for the actions webhook.
 
 In a wheel they are package data under ``memexport/assets/shipped/`` (``force-include`` in
-pyproject.toml copies ``grafana/dashboards/`` and ``alerts/runbook.md`` there, keeping their
-paths); in a source checkout (editable install, ``PYTHONPATH=src``) they are read from the
-repository itself.
+pyproject.toml copies ``grafana/dashboards/``, ``alerts/runbook.md`` and
+``alerts/alertmanager-actions.yml`` there, keeping their paths); in a source checkout
+(editable install, ``PYTHONPATH=src``) they are read from the repository itself.
 """
 
 from __future__ import annotations
