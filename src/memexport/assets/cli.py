@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate memexport's alert rules, Alertmanager example, Grafana dashboards "
                     "and provisioning, and a PrometheusRule from one config: --out DIR writes "
                     "them all (rules/, dashboards/, provisioning/, alertmanager.yml, "
-                    "prometheusrule.yaml, runbook.md), a command writes one kind.")
+                    "alertmanager-actions.yml, prometheusrule.yaml, runbook.md), a command "
+                    "writes one kind.")
     _options(p, "every asset", required=False)
     sub = p.add_subparsers(dest="what")
     for name, (_, _, what) in WHAT.items():
