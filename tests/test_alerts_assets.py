@@ -212,3 +212,104 @@ def test_handwritten_rule_files_follow_the_config(tmp_path: Path) -> None:
         HANDWRITTEN)["groups"][0]["rules"][0]["expr"]
     shipped = render_handwritten(Q(Config()))
     assert set(shipped) <= set(render_rules()), shipped
+
+
+# -- the whole layout: memexport assets --out DIR ---------------------------------------------
+
+
+def test_committed_assets_match_the_generator() -> None:
+    """Every generated file the repository commits (alerts/, grafana/, deploy/kubernetes/) is
+    what the default config generates: `python tools/assets.py` rewrites them."""
+    res = subprocess.run([sys.executable, "tools/assets.py", "--check"], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 0, "run `python tools/assets.py`:\n" + res.stdout + res.stderr
+
+
+LAYOUT = ["README.md", "alertmanager.yml", "prometheusrule.yaml",
+          "provisioning/dashboards/memexport.yml", "provisioning/datasources/memexport.yml",
+          "runbook.md", "alertmanager-actions.yml",
+          *(f"dashboards/{n}.json" for n in ("agents", "caches", "memory", "pools", "process")),
+          *(f"rules/{n}.rules.yml" for n in ("actions", "agents", "caches", "memory", "pools",
+                                             "process", "tasks"))]
+
+
+def test_assets_out_writes_everything_with_the_users_settings(tmp_path: Path) -> None:
+    promtool, amtool = require_binary("promtool"), require_binary("amtool")
+    cfg = tmp_path / "mine.yml"
+    cfg.write_text("runbook_url: https://wiki.example/memexport#{anchor}\n"
+                   "alertmanager:\n  page_url: https://pager.example/hook\n"
+                   "grafana:\n  prometheus_url: http://prometheus:9090\n")
+    out = tmp_path / "assets"
+    res = run_cli("--config", str(cfg), "--set", "grafana.datasource_uid=prom-main",
+                  "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        sorted(LAYOUT)
+    rules = sorted(str(p) for p in (out / "rules").glob("*.rules.yml"))
+    check = subprocess.run([promtool, "check", "rules", *rules], capture_output=True, text=True,
+                           timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    am = subprocess.run([amtool, "check-config", str(out / "alertmanager.yml")],
+                        capture_output=True, text=True, timeout=60)
+    assert am.returncode == 0, am.stdout + am.stderr
+    assert "url: https://pager.example/hook\n" in (out / "alertmanager.yml").read_text()
+    for rule in (r for f in rules for g in yaml.safe_load(Path(f).read_text())["groups"]
+                 for r in g["rules"] if "alert" in r):
+        assert rule["annotations"]["runbook_url"] == (
+            f"https://wiki.example/memexport#{rule['alert'].lower()}")
+    for d in (out / "dashboards").glob("*.json"):
+        var = next(v for v in json.loads(d.read_text())["templating"]["list"]
+                   if v["name"] == "datasource")
+        assert var["current"]["value"] == "prom-main", d.name
+    (source,) = yaml.safe_load((out / "provisioning/datasources/memexport.yml").read_text())[
+        "datasources"]
+    assert (source["uid"], source["url"]) == ("prom-main", "http://prometheus:9090")
+    (provider,) = yaml.safe_load((out / "provisioning/dashboards/memexport.yml").read_text())[
+        "providers"]
+    assert provider["options"]["path"] == str((out / "dashboards").resolve())
+    kube = yaml.safe_load((out / "prometheusrule.yaml").read_text())
+    assert kube["kind"] == "PrometheusRule" and len(kube["spec"]["groups"]) == 13
+    # --check: up to date with the same settings; not with others; a stale rule file shows
+    same = ("--config", str(cfg), "--set", "grafana.datasource_uid=prom-main")
+    assert run_cli(*same, "--check", str(out)).returncode == 0
+    (out / "rules" / "old.rules.yml").write_text("groups: []\n")
+    stale = run_cli(*same, "--check", str(out))
+    assert stale.returncode == 1 and "rules/old.rules.yml (stale" in stale.stdout
+    other = run_cli("--check", str(out))
+    assert other.returncode == 1 and "rules/process.rules.yml (differs)" in other.stdout
+    assert run_cli("--set", "nope=1", "--out", str(out)).returncode == 2
+    assert run_cli().returncode == 2  # neither --out, --check nor a command
+
+
+def test_a_tuned_alertmanager_routes_and_inhibits_on_the_target_labels(tmp_path: Path) -> None:
+    from memexport.assets.alertmanager import render_alertmanager
+
+    amtool = require_binary("amtool")
+    cfg = load_config(overrides=['target_labels=["namespace", "pod"]',
+                                 'alertmanager.group_by=["alertname", "namespace"]',
+                                 "alertmanager.ticket_url=https://tickets.example/in?q=1"])
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(render_alertmanager(cfg))
+    doc = yaml.safe_load(path.read_text())
+    assert doc["route"]["group_by"] == ["alertname", "namespace"]
+    assert doc["inhibit_rules"][0]["equal"] == ["alertname", "namespace", "pod"]
+    assert doc["receivers"][1]["webhook_configs"][0]["url"] == "https://tickets.example/in?q=1"
+    res = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    routes = subprocess.run([amtool, "config", "routes", "test", f"--config.file={path}",
+                             "severity=critical", "namespace=a", "pod=p"],
+                            capture_output=True, text=True, timeout=60)
+    assert routes.stdout.strip() == "page", routes.stdout + routes.stderr
+
+
+def test_the_library_never_imports_the_assets() -> None:
+    """memexport.assets may read the kinds' tables; no runtime module imports it back (the
+    `memexport` command loads it only for `memexport assets`)."""
+    src = ROOT / "src" / "memexport"
+    offenders = [p.relative_to(src).as_posix() for p in sorted(src.rglob("*.py"))
+                 if "assets" not in p.relative_to(src).parts and p.name != "cli.py"
+                 and "memexport.assets" in p.read_text()]
+    assert not offenders, offenders
+    cli = (src / "cli.py").read_text()
+    assert "\nfrom memexport.assets" not in cli and "\nimport memexport.assets" not in cli

@@ -3,42 +3,39 @@ conventions (variables, $__rate_interval, datasource, job/instance filters, vali
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-GRAFANA = ROOT / "grafana"
-
-
-def _load_generate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("memexport_grafana_generate",
-                                                  GRAFANA / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # puts grafana/ on sys.path for dashboards_src
-    return module
-
-
-generate = _load_generate()
-from dashboards_src.queries import (  # noqa: E402  (needs grafana/ on sys.path)
+from memexport.assets.config import Config
+from memexport.assets.dashboards import (
+    DashboardsUnavailable,
+    build_dashboards,
+    render_dashboards,
+)
+from memexport.assets.dashboards.queries import (
     iter_panels,
     load_dashboards,
     panel_queries,
     substitute,
 )
+from memexport.assets.files import differences
+from memexport.assets.loading import load_config
 
-BUILT: dict[str, dict[str, Any]] = generate.build_all()
-COMMITTED = load_dashboards()
+ROOT = Path(__file__).resolve().parent.parent
+GRAFANA = ROOT / "grafana"
+COMMITTED_DIR = GRAFANA / "dashboards"
+
+BUILT: dict[str, dict[str, Any]] = build_dashboards()
+COMMITTED = load_dashboards(COMMITTED_DIR)
 NAMES = sorted(BUILT)
 RATE_FUNCS = re.compile(r"(?<![A-Za-z0-9_:])(rate|irate|increase)\s*\(")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -95,31 +92,32 @@ def test_names_are_found() -> None:
 
 
 def test_committed_json_matches_generator() -> None:
-    diff = generate.differences()
+    diff = differences(COMMITTED_DIR, render_dashboards(), ("*.json",))
     assert not diff, (
-        "committed dashboards differ from grafana/dashboards_src: run "
-        "`python grafana/generate.py` and commit grafana/dashboards/\n" + "\n".join(diff)
-    )
+        "committed dashboards differ from src/memexport/assets/dashboards: run "
+        "`python grafana/generate.py` and commit grafana/dashboards/\n" + "\n".join(diff))
     for name, d in BUILT.items():
         assert COMMITTED[name] == d, f"{name}.json is stale: run `python grafana/generate.py`"
 
 
-def test_check_mode_reports_a_difference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_check_mode_reports_a_difference(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from memexport.assets.cli import main
+
     for name in NAMES:
-        shutil.copy(GRAFANA / "dashboards" / f"{name}.json", tmp_path)
-    monkeypatch.setattr(generate, "DASHBOARDS_DIR", tmp_path)
-    assert generate.main(["--check"]) == 0
+        shutil.copy(COMMITTED_DIR / f"{name}.json", tmp_path)
+    assert main(["dashboards", "--check", str(tmp_path)]) == 0
     (tmp_path / "process.json").write_text("{}\n")
     (tmp_path / "old.json").write_text("{}\n")
-    assert generate.main(["--check"]) == 1
+    assert main(["dashboards", "--check", str(tmp_path)]) == 1
     out = capsys.readouterr()
     assert "process.json (differs)" in out.out
     assert "old.json (stale" in out.out
-    assert "python grafana/generate.py" in out.err
-    assert generate.main([]) == 0  # rewrites, removes the stale file
-    assert not (tmp_path / "old.json").exists()
-    assert generate.main(["--check"]) == 0
+    assert "memexport assets dashboards --out" in out.err
+    assert main(["dashboards", "--out", str(tmp_path)]) == 0  # rewrites; never deletes
+    assert (tmp_path / "old.json").exists()
+    (tmp_path / "old.json").unlink()
+    assert main(["dashboards", "--check", str(tmp_path)]) == 0
 
 
 def test_check_command_line() -> None:
@@ -130,7 +128,7 @@ def test_check_command_line() -> None:
 
 def test_committed_files_are_stable_json() -> None:
     for name in NAMES:
-        text = (GRAFANA / "dashboards" / f"{name}.json").read_text()
+        text = (COMMITTED_DIR / f"{name}.json").read_text()
         assert text.endswith("}\n")
         assert text == json.dumps(json.loads(text), indent=2, sort_keys=True,
                                   ensure_ascii=False) + "\n"
@@ -270,3 +268,117 @@ def test_provisioning() -> None:
     (provider,) = dash["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] in (GRAFANA / "README.md").read_text()
+
+
+# -- the same config as the rules ------------------------------------------------------------
+
+TUNED = ['target_labels=["namespace", "pod"]', "labels.cache=memo", "labels.cleanup=job_name",
+         'selector=env="prod"', "dashboards.caches=my-caches", "dashboards.agents=my-agents",
+         "grafana.datasource_uid=prom-main", "grafana.datasource_name=Main"]
+
+
+def _variables(d: dict[str, Any]) -> set[str]:
+    return {v["name"] for v in d["templating"]["list"]}
+
+
+def test_a_tuned_config_changes_every_selector_label_and_uid() -> None:
+    built = build_dashboards(load_config(overrides=TUNED))
+    assert built["caches"]["uid"] == "my-caches" and built["process"]["uid"] == "memexport-process"
+    for name, d in built.items():
+        assert {"datasource", "namespace", "pod"} <= _variables(d), name
+        assert not {"job", "instance"} & _variables(d), name
+        ds = next(v for v in d["templating"]["list"] if v["name"] == "datasource")
+        assert ds["current"] == {"selected": True, "text": "Main", "value": "prom-main"}
+        for title, t in _targets(d):
+            expr = STRING.sub(lambda m: m.group().replace("{", "(").replace("}", ")"), t["expr"])
+            for s in re.findall(r"\{([^}]*)\}", expr):
+                assert all(m in s for m in ('namespace=~"$namespace"', 'pod=~"$pod"',
+                                            'env="prod"')), f"{name} / {title}: {{{s}}}"
+            assert not re.search(r"\b(job|instance)\b", STRING.sub('""', t["expr"])), (
+                name, title, t["expr"])
+            assert "{{instance}}" not in t.get("legendFormat", ""), (name, title)
+    caches = built["caches"]
+    assert "memo" in _variables(caches) and "cache" not in _variables(caches)
+    assert any('memo=~"$memo"' in t["expr"] and "{{memo}}" in t["legendFormat"]
+               for _, t in _targets(caches))
+    assert "job_name" in _variables(built["agents"])
+    links = built["process"]["links"]
+    assert any(link.get("url") == "/d/memexport-memory" for link in links)
+
+
+@pytest.mark.parametrize("overrides", [[], TUNED], ids=["default", "tuned"])
+def test_every_alert_opens_a_dashboard_with_its_variables(overrides: list[str]) -> None:
+    """An alert's dashboard_url names a dashboard uid that exists and only variables it has."""
+    from memexport.assets.generate import render_rules
+
+    cfg = load_config(overrides=overrides)
+    by_uid = {d["uid"]: d for d in build_dashboards(cfg).values()}
+    checked = 0
+    for text in render_rules(cfg).values():
+        for group in yaml.safe_load(text)["groups"]:
+            for rule in group["rules"]:
+                url = (rule.get("annotations") or {}).get("dashboard_url")
+                if not url:
+                    continue
+                m = re.fullmatch(r"http://localhost:3000/d/([^?]+)\?(.*)", url)
+                assert m, url
+                uid, query = m.groups()
+                assert uid in by_uid, (rule["alert"], uid)
+                names = set(re.findall(r"var-([A-Za-z_][A-Za-z0-9_]*)=", query))
+                assert names and names <= _variables(by_uid[uid]), (rule["alert"], names)
+                checked += 1
+    assert checked > 40
+
+
+def _constants(path: Path) -> dict[str, str]:
+    tree = ast.parse(path.read_text())
+    return {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+            for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
+            and isinstance(n.value.value, str)}
+
+
+def test_adapter_metric_names_are_the_adapters() -> None:
+    """Written out in names.ADAPTER (importing an adapter extends its kind): still theirs."""
+    from memexport.assets.dashboards.names import ADAPTER
+
+    src = ROOT / "src" / "memexport" / "integrations"
+    httpx, agents, langgraph = (_constants(src / f"{m}.py")
+                                for m in ("httpx", "openai_agents", "langgraph"))
+    assert ADAPTER.POOL_EXPIRED == httpx["EXPIRED"]
+    assert (ADAPTER.AGENT_RUNS, ADAPTER.AGENT_RUNS_ACTIVE, ADAPTER.AGENT_RUN_FAILURES) == (
+        agents["RUNS"], agents["ACTIVE"], agents["FAILURES"])
+    assert (ADAPTER.CHECKPOINTS, ADAPTER.CHECKPOINT_WRITES, ADAPTER.THREADS) == (
+        langgraph["CHECKPOINTS"], langgraph["WRITES"], langgraph["THREADS"])
+
+
+def test_panels_carry_the_help_of_the_kind_metrics_they_show() -> None:
+    from memexport.kinds.cache.table import ITEMS, KIND
+
+    panel = next(p for p in iter_panels(BUILT["caches"]) if p["title"] == "Items vs capacity")
+    assert f"- `{ITEMS}`: {KIND.by_name[ITEMS].help}" in panel["description"]
+
+
+def test_without_the_sdk_the_shipped_dashboards_serve_the_default_view(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No grafana-foundation-sdk: defaults (and settings the dashboards do not read) get the
+    shipped JSON; a dashboard-affecting setting is an error naming it and the extra."""
+    import memexport.assets.dashboards as dashboards
+
+    monkeypatch.setattr(dashboards, "sdk_installed", lambda: False)
+    shipped = render_dashboards(load_config(overrides=["runbook_url=https://x/{anchor}",
+                                                       "process.trend_window=20m"]))
+    assert shipped == {p.name: p.read_text() for p in sorted(COMMITTED_DIR.glob("*.json"))}
+    with pytest.raises(DashboardsUnavailable, match=r"target_labels, labels\.cache.*"
+                       r"memexport\[dashboards\]"):
+        render_dashboards(load_config(overrides=TUNED))
+    assert Config() == load_config()
+
+
+def test_no_interval_settings_on_query_variables_and_table_footers_in_field_config() -> None:
+    for name, d in BUILT.items():
+        for v in d["templating"]["list"]:
+            assert v["type"] == "interval" or not {"auto", "auto_min", "auto_count"} & set(v)
+        for p in iter_panels(d):
+            if p["type"] == "table":
+                assert "footer" not in p["options"], (name, p["title"])
+                assert p["fieldConfig"]["defaults"]["custom"]["footer"] == {"reducers": []}

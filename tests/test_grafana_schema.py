@@ -88,6 +88,11 @@ BROKEN: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
     "threshold_mode_outside_enum": (
         "timeseries", _set("fieldConfig.defaults.thresholds.mode", "relative"), "relative"),
     "dashboard_schema_version_string": ("", _set("schemaVersion", "41"), "not assignable"),
+    # What the pinned foundation SDK writes and the generator rewrites (panels.render()):
+    "table_footer_in_options": ("table", _set("options.footer", {"show": False, "reducer": []}),
+                                "footer"),
+    "interval_settings_on_a_query_variable": (
+        "", lambda d: d["templating"]["list"][1].update(auto=False, auto_count=30), "auto"),
 }
 
 

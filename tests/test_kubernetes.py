@@ -1,5 +1,6 @@
-"""The Kubernetes examples (deploy/kubernetes/) validate against published schemas, and so does
-a PrometheusRule holding the committed alert rules; broken manifests fail the same check."""
+"""The Kubernetes examples (deploy/kubernetes/) validate against published schemas, the
+generated PrometheusRule (deploy/kubernetes/prometheusrule.yaml, every group of
+alerts/*.rules.yml) among them and a tuned one too; broken manifests fail the same check."""
 
 from __future__ import annotations
 
@@ -13,17 +14,15 @@ from k8s_support import Manifest, load, problems, validate_manifest
 
 DEPLOY = ROOT / "deploy" / "kubernetes"
 RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))
+PROMETHEUS_RULE = DEPLOY / "prometheusrule.yaml"
 
 
 def prometheus_rule(rule_files: list[Path]) -> dict[str, Any]:
-    """A kube-prometheus-style PrometheusRule: every group of ``rule_files`` in spec.groups."""
-    groups = [g for f in rule_files for g in yaml.safe_load(f.read_text())["groups"]]
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": {"name": "memexport", "labels": {"release": "kube-prometheus-stack"}},
-        "spec": {"groups": groups},
-    }
+    """The committed PrometheusRule with only the groups of ``rule_files``."""
+    (rule,) = load(PROMETHEUS_RULE)
+    obj = copy.deepcopy(rule.obj)
+    obj["spec"]["groups"] = [g for f in rule_files for g in yaml.safe_load(f.read_text())["groups"]]
+    return obj
 
 
 def test_every_manifest_file_validates() -> None:
@@ -35,7 +34,7 @@ def test_every_manifest_file_validates() -> None:
 
 def test_the_kustomization_renders_and_validates() -> None:
     kinds = [m.obj["kind"] for m in validate_manifest(DEPLOY)]
-    assert {"Deployment", "PodMonitor"} <= set(kinds)
+    assert {"Deployment", "PodMonitor", "PrometheusRule"} <= set(kinds)
     assert "ServiceMonitor" not in kinds  # with the PodMonitor: every pod scraped twice
 
 
@@ -54,14 +53,36 @@ def test_the_deployment_binds_all_interfaces_on_the_port_the_monitors_scrape() -
     assert objs["Service"]["spec"]["selector"].items() <= labels.items()
 
 
-def test_a_prometheus_rule_of_the_committed_alerts_validates(tmp_path: Path) -> None:
-    assert RULE_FILES
-    rule = prometheus_rule(RULE_FILES)
+def test_the_committed_prometheus_rule_is_generated_and_holds_every_rule_group() -> None:
+    from memexport.assets.config import Config
+    from memexport.assets.layout import REPO, render_layout
+
+    assert PROMETHEUS_RULE.read_text() == render_layout(Config(), ROOT, REPO)[
+        "deploy/kubernetes/prometheusrule.yaml"], "stale: run `python tools/assets.py`"
+    (checked,) = validate_manifest(PROMETHEUS_RULE)
+    groups = [g for f in RULE_FILES for g in yaml.safe_load(f.read_text())["groups"]]
+    def by_name(gs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(gs, key=lambda g: str(g["name"]))
+
+    assert by_name(checked.obj["spec"]["groups"]) == by_name(groups)  # unchanged
+    assert checked.obj["metadata"] == {"name": "memexport",
+                                       "labels": {"release": "kube-prometheus-stack"}}
+
+
+def test_a_tuned_prometheus_rule_validates(tmp_path: Path) -> None:
+    from memexport.assets.config import Config
+    from memexport.assets.generate import render_rules
+    from memexport.assets.kubernetes import render_prometheusrule
+    from memexport.assets.loading import load_config
+
+    cfg = load_config(overrides=["kubernetes.name=agents-memory", "kubernetes.namespace=agents",
+                                 "kubernetes.labels.release=prom", "time_scale=0.5"])
     path = tmp_path / "prometheusrule.yaml"
-    path.write_text(yaml.safe_dump(rule, sort_keys=False))
+    path.write_text(render_prometheusrule(cfg, render_rules(cfg)))
     (checked,) = validate_manifest(path)
-    alerts = [r for g in checked.obj["spec"]["groups"] for r in g["rules"] if "alert" in r]
-    assert alerts and all("expr" in r for r in alerts)
+    assert checked.obj["metadata"] == {"name": "agents-memory", "namespace": "agents",
+                                       "labels": {"release": "prom"}}
+    assert Config().kubernetes.namespace == ""
 
 
 def _broken(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

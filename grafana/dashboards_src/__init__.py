@@ -1,6 +1,3 @@
-"""Sources of memexport's Grafana dashboards (see grafana/README.md).
-
-Every module here except the helper modules (``common``, ``queries`` and names starting with
-``_``) is one dashboard: it defines ``build() -> dict`` and ``grafana/generate.py`` writes its
-JSON to ``grafana/dashboards/<module>.json``.
-"""
+"""The dashboards' code moved into the package: src/memexport/assets/dashboards/ (see
+grafana/README.md). Only ``queries`` stays here, re-exported for scripts and tests that put
+``grafana/`` on ``sys.path``."""

@@ -10,7 +10,7 @@ USAGE = """usage: memexport [--version] {demo,bench,top,assets} [options]
   demo    run a simulated multi-agent app serving /metrics (memexport demo --help)
   bench   time memexport's hot paths against their baselines (memexport bench --help)
   top     live terminal view of /metrics endpoints: where memory goes (memexport top --help)
-  assets  write the alert rules for your settings (memexport assets --help)
+  assets  write the alert rules and dashboards for your settings (memexport assets --help)
 """
 
 

@@ -12,7 +12,7 @@
 // `spec`), which these files are not, and `v0alpha1`/`v1beta1` wrap the classic model as an
 // untyped `spec`, so they would check nothing.
 //
-// On top of that root type, two things make the check stricter, and one thing is allowed:
+// On top of that root type, two things make the check stricter:
 // - each panel's `options` and `fieldConfig.defaults.custom` are checked against its plugin's
 //   generated types (raw/composable/<plugin>/panelcfg), where the root type has
 //   Record<string, unknown>; Grafana fills options left out with defaults, hence Partial<>;
@@ -21,9 +21,11 @@
 //   JSON carries the value ("absolute"), which a TS enum type accepts only as a member
 //   (ThresholdsMode.Absolute), so without it every enum field would fail. Numeric enums
 //   accept their numbers already; any other value is still an error.
-// - LEGACY lists fields that the pinned grafana-foundation-sdk writes and Grafana still
-//   reads, but that this schema version no longer declares; each is typed with the shape
-//   Grafana reads, so it is still checked.
+// Nothing is tolerated beyond the schema: the two fields the pinned grafana-foundation-sdk
+// writes that this schema no longer declares (a table's `options.footer`, `auto*` on every
+// variable) are rewritten by the generator's render() (src/memexport/assets/dashboards/
+// panels.py) into the schema's shape: `fieldConfig.defaults.custom.footer`, and no interval
+// settings on query and data source variables.
 
 import type {
   Dashboard,
@@ -57,25 +59,6 @@ export type Wire<T> =
 /** No plugin field config: `custom` may only be empty. */
 type NoCustom = Record<string, never>;
 
-/** Fields Grafana reads but this schema version no longer declares (see the header). */
-interface LEGACY {
-  // Table footer: @grafana/schema 13 moved it to fieldConfig.defaults.custom.footer; Grafana
-  // still migrates the panel-level options.footer that the foundation SDK writes (the table
-  // plugin's migrateFooterV2).
-  tableOptions: {
-    footer?: {
-      show?: boolean;
-      reducer?: string[];
-      fields?: string | string[];
-      countRows?: boolean;
-      enablePagination?: boolean;
-    };
-  };
-  // Interval-variable settings the foundation SDK writes on every variable; Grafana reads them
-  // on interval variables and ignores them elsewhere.
-  variable: { auto?: boolean; auto_count?: number; auto_min?: string };
-}
-
 /** The root Panel with `type`, `options` and `custom` field config of one plugin. */
 type PanelOf<TType extends string, TOptions, TCustom> =
   Omit<Wire<Panel>, 'type' | 'options' | 'fieldConfig'> & {
@@ -97,7 +80,7 @@ interface PanelByType {
   stat: PanelOf<'stat', stat.Options, NoCustom>;
   'state-timeline': PanelOf<'state-timeline', statetimeline.Options, statetimeline.FieldConfig>;
   'status-history': PanelOf<'status-history', statushistory.Options, statushistory.FieldConfig>;
-  table: PanelOf<'table', table.Options & LEGACY['tableOptions'], table.FieldConfig>;
+  table: PanelOf<'table', table.Options, table.FieldConfig>;
   text: PanelOf<'text', text.Options, NoCustom>;
   timeseries: PanelOf<'timeseries', timeseries.Options, timeseries.FieldConfig>;
 }
@@ -106,7 +89,7 @@ export type CheckedPanel = PanelByType[keyof PanelByType];
 
 export type CheckedRow = Omit<Wire<RowPanel>, 'panels'> & { panels: CheckedPanel[] };
 
-export type CheckedVariable = Wire<VariableModel> & LEGACY['variable'];
+export type CheckedVariable = Wire<VariableModel>;
 
 export type CheckedDashboard = Omit<Wire<Dashboard>, 'panels' | 'templating'> & {
   panels?: Array<CheckedPanel | CheckedRow>;

@@ -28,8 +28,8 @@ from memexport.assets.thresholds import (
 from memexport.assets.values import ConfigError, Duration, format_duration, parse_duration
 from memexport.assets.values import doc as _doc
 
-__all__ = ["Config", "ConfigError", "Dashboards", "Duration", "Labels", "format_duration",
-           "parse_duration"]
+__all__ = ["Alertmanager", "Config", "ConfigError", "Dashboards", "Duration", "Grafana",
+           "Kubernetes", "Labels", "format_duration", "parse_duration"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,50 @@ class Labels:
 
 
 @dataclass(frozen=True)
+class Grafana:
+    """The Grafana side: the data source the dashboards select and the provisioning files."""
+
+    datasource_uid: str = field(default="memexport-prometheus", metadata=_doc(
+        "uid of the Prometheus data source; the dashboards' datasource variable selects it"))
+    datasource_name: str = "memexport Prometheus"
+    prometheus_url: str = field(default="http://localhost:9090", metadata=_doc(
+        "where Grafana's server reaches Prometheus (provisioning/datasources)"))
+    scrape_interval: Duration = field(default=Duration("15s"), metadata=_doc(
+        "Prometheus' scrape interval of memexport targets (Grafana's timeInterval)"))
+    folder: str = field(default="memexport", metadata=_doc("Grafana folder of the dashboards"))
+    dashboards_path: str = field(default="", metadata=_doc(
+        "where Grafana reads the dashboards' JSON (provisioning/dashboards); empty: the "
+        "directory `memexport assets --out` writes them to"))
+
+
+@dataclass(frozen=True)
+class Alertmanager:
+    """The example Alertmanager configuration: where pages and tickets go."""
+
+    page_url: str = field(default="http://127.0.0.1:9999/page", metadata=_doc(
+        "webhook receiving critical alerts (a pager bridge)"))
+    ticket_url: str = field(default="http://127.0.0.1:9999/ticket", metadata=_doc(
+        "webhook receiving warnings (a ticket queue or chat bridge)"))
+    group_by: tuple[str, ...] = field(default=("alertname", "job", "instance"), metadata=_doc(
+        "labels grouping notifications; also what a critical alert must share to inhibit a "
+        "warning"))
+
+
+@dataclass(frozen=True)
+class Kubernetes:
+    """The kube-prometheus-style PrometheusRule object holding the rule groups."""
+
+    name: str = "memexport"
+    namespace: str = field(default="", metadata=_doc("empty: the namespace kubectl applies to"))
+    labels: dict[str, str] = field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"},
+        metadata=_doc("labels the Prometheus operator's ruleSelector matches (the whole mapping)"))
+
+
+@dataclass(frozen=True)
 class Config:
-    """Everything the generated rules depend on; defaults give the committed alerts/."""
+    """Everything the generated assets depend on; the defaults give the committed alerts/,
+    grafana/dashboards/ and deploy/kubernetes/prometheusrule.yaml."""
 
     selector: str = field(default="", metadata=_doc(
         "extra label matchers on every series the rules read, e.g. namespace=\"agents\""))
@@ -87,3 +129,6 @@ class Config:
     tasks: Tasks = field(default_factory=Tasks)
     actions: Actions = field(default_factory=Actions)
     meta: Meta = field(default_factory=Meta)
+    grafana: Grafana = field(default_factory=Grafana)
+    alertmanager: Alertmanager = field(default_factory=Alertmanager)
+    kubernetes: Kubernetes = field(default_factory=Kubernetes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from memexport.assets.config import Config
+from memexport.assets.files import differences as files_differences
+from memexport.assets.files import write_files
 from memexport.assets.loading import changed_settings
 from memexport.assets.render import dump
 from memexport.assets.rules import build
@@ -40,27 +42,11 @@ def render_rules(cfg: Config | None = None) -> dict[str, str]:
 
 
 def differences(directory: Path, files: dict[str, str]) -> list[str]:
-    """Files in ``directory`` that differ from ``files``: changed, missing, or stale."""
-    out = []
-    for name, text in sorted(files.items()):
-        path = directory / name
-        if not path.exists():
-            out.append(f"{name} (missing)")
-        elif path.read_text(encoding="utf-8") != text:
-            out.append(f"{name} (differs)")
-    for path in sorted(directory.glob("*.rules.yml")):
-        if path.name not in files:
-            out.append(f"{path.name} (stale: not generated)")
-    return out
+    """Rule files in ``directory`` that differ from ``files``: changed, missing, or stale."""
+    return files_differences(directory, files, ("*.rules.yml",))
 
 
 def write_rules(cfg: Config, directory: Path) -> list[str]:
     """Write the rule files of ``cfg`` into ``directory``; return the names written."""
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in sorted(render_rules(cfg).items()):
-        path = directory / name
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            written.append(name)
-    return written
+    return write_files(directory, render_rules(cfg))

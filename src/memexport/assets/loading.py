@@ -19,6 +19,9 @@ __all__ = ["apply_overrides", "changed_settings", "describe", "from_mapping", "l
            "load_config"]
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+#: A Kubernetes label key: an optional DNS prefix and a name.
+_K8S_KEY = re.compile(r"^(?:[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?/)?"
+                      r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
 def _key(name: str) -> str:
@@ -50,6 +53,13 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {str(value)[:40]!r}")
         return value
+    if typing.get_origin(tp) is dict:
+        if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and _K8S_KEY.match(k) and isinstance(v, str)
+                for k, v in value.items()):
+            raise ConfigError(f"{where}: expected a mapping of label keys to strings, got "
+                              f"{str(value)[:40]!r}")
+        return dict(value)
     if typing.get_origin(tp) is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]

@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["dump"]
+__all__ = ["dump", "scalar"]
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./:-]*(?<!:)$")
 _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
@@ -21,7 +21,8 @@ _RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"}
 WIDTH = 96
 
 
-def _scalar(value: Any) -> str:
+def scalar(value: Any) -> str:
+    """A YAML scalar: plain when safe, else quoted."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -59,7 +60,7 @@ def _mapping(data: Mapping[str, Any], indent: str) -> list[str]:
     for key, value in data.items():
         if key == "#":
             continue
-        k = _scalar(key)
+        k = scalar(key)
         if isinstance(value, Mapping):
             if not value:
                 out.append(f"{indent}{k}: {{}}")
@@ -77,7 +78,7 @@ def _mapping(data: Mapping[str, Any], indent: str) -> list[str]:
                                              and _foldable(value))):
             out.extend(_block(k, value, indent))
         else:
-            out.append(f"{indent}{k}: {_scalar(value)}")
+            out.append(f"{indent}{k}: {scalar(value)}")
     return out
 
 
@@ -102,7 +103,7 @@ def _sequence(items: Sequence[Any], indent: str) -> list[str]:
             else:
                 out.append(indent + "- {}")
         else:
-            out.append(f"{indent}- {_scalar(item)}")
+            out.append(f"{indent}- {scalar(item)}")
     return out
 
 

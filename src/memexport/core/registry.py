@@ -56,6 +56,13 @@ __all__ = [
     "validate_name",
 ]
 
+#: Names of the metrics this module exports (the shipped dashboards read them).
+OVERFLOW_TOTAL = "memexport_series_overflow_total"
+ERRORS_TOTAL = "memexport_collector_errors_total"
+DURATION_SECONDS = "memexport_collector_duration_seconds"
+SIZER_COVERAGE = "memexport_sizer_coverage_ratio"
+PROCESS_BUDGET = "memexport_process_memory_budget_bytes"
+
 #: The group name that components fold into once a kind has too many distinct names.
 OVERFLOW_NAME = "__overflow__"
 DEFAULT_MAX_NAMES = 1000
@@ -391,18 +398,18 @@ class Registry:
             sink.row(kind.budget_metric, kind, name, (), limit)
 
     def _self_families(self) -> list[Family]:
-        overflow = Family("memexport_series_overflow_total", "counter",
+        overflow = Family(OVERFLOW_TOTAL, "counter",
                           "Components whose name was folded into the __overflow__ series "
                           "because their kind reached its cap of distinct names.")
         with self._lock:
             for kind, n in sorted(self._overflow.items()):
                 overflow.add({"kind": kind}, float(n))
             budget = self._budgets.get(None)
-        errors = Family("memexport_collector_errors_total", "counter",
+        errors = Family(ERRORS_TOTAL, "counter",
                         "Reads that failed at scrape or collector time and were skipped.")
         for collector, n in sorted(self.errors.counts().items()):
             errors.add({"collector": collector}, float(n))
-        durations = Family("memexport_collector_duration_seconds", "gauge",
+        durations = Family(DURATION_SECONDS, "gauge",
                            "Time the last run of each memexport collector took.", "seconds")
         with self._lock:
             for collector, seconds in sorted(self._durations.items()):
@@ -410,11 +417,11 @@ class Registry:
         out = [overflow, errors, durations]
         coverage = self.sizer.coverage()
         if coverage is not None:
-            out.append(Family("memexport_sizer_coverage_ratio", "gauge",
+            out.append(Family(SIZER_COVERAGE, "gauge",
                               "Share of the components with a sampled size that the collector "
                               "sized in the last minute.", "ratio", [({}, coverage)]))
         if budget is not None:
-            out.append(Family("memexport_process_memory_budget_bytes", "gauge",
+            out.append(Family(PROCESS_BUDGET, "gauge",
                               "Memory budget of the whole process set with memexport.budget(); "
                               "compare with process_resident_memory_bytes.", "bytes",
                               [({}, budget)]))

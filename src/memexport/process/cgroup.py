@@ -25,6 +25,14 @@ from memexport.process.limits import DEFAULT_CGROUP_ROOT, DEFAULT_PROC_ROOT, cgr
 
 __all__ = ["CgroupReading", "families", "parse_psi", "read_cgroup"]
 
+#: Names of the metrics this module exports (the shipped dashboards read them).
+MEMORY_EVENTS = "memexport_cgroup_memory_events_total"
+MEMORY_STAT = "memexport_cgroup_memory_stat_bytes"
+MEMORY_USAGE = "memexport_cgroup_memory_usage_bytes"
+MEMORY_HIGH = "memexport_cgroup_memory_high_bytes"
+PRESSURE_SECONDS = "memexport_memory_pressure_seconds_total"
+PRESSURE_AVERAGE = "memexport_memory_pressure_average_ratio"
+
 EVENTS = ("oom", "oom_kill", "high", "max")
 STATS = ("anon", "file", "kernel", "sock", "shmem")
 _V1_STATS = {"anon": "total_rss", "file": "total_cache", "shmem": "total_shmem"}
@@ -160,32 +168,32 @@ def families(r: CgroupReading) -> list[Family]:
     out: list[Family] = []
     if r.events:
         out.append(Family(
-            "memexport_cgroup_memory_events_total", "counter",
+            MEMORY_EVENTS, "counter",
             "Memory events of this process's cgroup: oom, oom_kill (a process of the cgroup "
             "was OOM-killed), high (throttled over memory.high), max (usage hit the limit).",
             "", [({"event": e}, float(v)) for e, v in sorted(r.events.items())]))
     if r.stat:
         out.append(Family(
-            "memexport_cgroup_memory_stat_bytes", "gauge",
+            MEMORY_STAT, "gauge",
             "What the cgroup's memory is (memory.stat): anon, file, kernel, sock, shmem.",
             "bytes", [({"stat": s}, float(v)) for s, v in sorted(r.stat.items())]))
     if r.usage is not None:
-        out.append(Family("memexport_cgroup_memory_usage_bytes", "gauge",
+        out.append(Family(MEMORY_USAGE, "gauge",
                           "Memory charged to this process's cgroup, page cache included.",
                           "bytes", [({}, float(r.usage))]))
     if r.high is not None:
-        out.append(Family("memexport_cgroup_memory_high_bytes", "gauge",
+        out.append(Family(MEMORY_HIGH, "gauge",
                           "The cgroup's memory.high throttling threshold (absent if max).",
                           "bytes", [({}, float(r.high))]))
     if r.psi_total and r.psi_scope is not None:
         scope = r.psi_scope
         out.append(Family(
-            "memexport_memory_pressure_seconds_total", "counter",
+            PRESSURE_SECONDS, "counter",
             "Time tasks were stalled waiting for memory (PSI): some = at least one task, "
             "full = all non-idle tasks; scope is cgroup or host.", "seconds",
             [({"kind": k, "scope": scope}, v) for k, v in sorted(r.psi_total.items())]))
         out.append(Family(
-            "memexport_memory_pressure_average_ratio", "gauge",
+            PRESSURE_AVERAGE, "gauge",
             "Share of time stalled on memory (PSI) averaged over window (10s, 60s, 300s).",
             "ratio", [({"kind": k, "window": w, "scope": scope}, v)
                       for (k, w), v in sorted(r.psi_avg.items())]))

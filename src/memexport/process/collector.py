@@ -57,6 +57,12 @@ __all__ = [
     "stop_collector",
 ]
 
+#: Names of the metrics this module exports (the shipped dashboards read them).
+AVAILABLE_BYTES = "memexport_system_memory_available_bytes"
+THREADS = "memexport_process_threads"
+LIMIT_BYTES = "memexport_process_memory_limit_bytes"
+USS_BYTES = "memexport_process_uss_bytes"
+
 DEFAULT_INTERVAL = 15.0
 #: The shortest interval accepted: shorter would keep a core busy reading /proc.
 MIN_INTERVAL = 0.01
@@ -305,10 +311,10 @@ class ProcessCollector:
             rss = self._read("process", "psutil memory_info().rss", proc.rss)
             threads = self._read("process", "psutil num_threads()", proc.threads)
             available = int(vm.available) if vm is not None else None
-            fams = _gauge("memexport_system_memory_available_bytes",
+            fams = _gauge(AVAILABLE_BYTES,
                           "Memory available to new allocations on the host without swapping "
                           "(psutil.virtual_memory().available).", "bytes", available)
-            fams += _gauge("memexport_process_threads",
+            fams += _gauge(THREADS,
                            "OS threads of this process (psutil num_threads).", "", threads)
 
             total = int(vm.total) if vm is not None else None
@@ -316,7 +322,7 @@ class ProcessCollector:
                                 lambda: detect_memory_limit(self.cgroup_root, self.proc_root,
                                                             total))
             if limit is not None:
-                fams += _gauge("memexport_process_memory_limit_bytes",
+                fams += _gauge(LIMIT_BYTES,
                                "Effective memory limit of this process; source is cgroup_v2, "
                                "cgroup_v1, rlimit_as or physical.", "bytes", limit[0],
                                {"source": limit[1]})
@@ -324,7 +330,7 @@ class ProcessCollector:
             uss = None
             if self._uss:
                 uss = self._timed("uss", "psutil memory_full_info().uss", proc.uss)
-                fams += _gauge("memexport_process_uss_bytes",
+                fams += _gauge(USS_BYTES,
                                "Unique set size: memory freed if this process exited.",
                                "bytes", uss)
 

@@ -11,6 +11,9 @@ from memexport.core.model import Family
 
 __all__ = ["GC_PAUSE_BUCKETS", "GCPauses"]
 
+#: Names of the metrics this module exports (the shipped dashboards read them).
+GC_PAUSE = "memexport_gc_pause_seconds"
+
 #: Histogram bounds for GC pauses: young collections take microseconds, full ones up to seconds.
 GC_PAUSE_BUCKETS: tuple[float, ...] = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -58,7 +61,7 @@ class GCPauses:
         """The pause histogram, while installed (read live: cheap)."""
         if not self.installed:
             return []
-        hist = Family("memexport_gc_pause_seconds", "histogram",
+        hist = Family(GC_PAUSE, "histogram",
                       "Time each garbage collection took, by generation.", "seconds")
         for gen, h in self._hists.items():
             hist.add({"generation": gen}, h.value())

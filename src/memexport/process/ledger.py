@@ -46,6 +46,11 @@ from memexport.process.tracesites import TraceReading
 __all__ = ["CLASSES", "Ledger", "LedgerInputs", "build_ledger", "component_bytes", "families",
            "memory_pages", "python_small", "read_ledger"]
 
+#: Names of the metrics this module exports (the shipped dashboards read them).
+LEDGER_BYTES = "memexport_memory_ledger_bytes"
+LEDGER_COMPONENT_BYTES = "memexport_memory_ledger_component_bytes"
+LEDGER_CLIPPED_BYTES = "memexport_memory_ledger_clipped_bytes"
+
 CLASSES = ("file", "components", "python_objects", "malloc_used", "pymalloc_free",
            "malloc_free", "unattributed")
 #: Entries of agent stores looked at per tick to find components held in them.
@@ -215,15 +220,15 @@ def read_ledger(registry: Registry, reader: Any, traced: TraceReading | None = N
 def families(ledger: Ledger) -> list[Family]:
     """The ledger's families: classes, components by kind, the clipped bytes."""
     classes = Family(
-        "memexport_memory_ledger_bytes", "gauge",
+        LEDGER_BYTES, "gauge",
         "Resident memory by class; the classes sum to RSS (see docs/ledger.md for sources).",
         "bytes", [({"class": c}, float(ledger.classes[c])) for c in CLASSES])
     kinds = Family(
-        "memexport_memory_ledger_component_bytes", "gauge",
+        LEDGER_COMPONENT_BYTES, "gauge",
         "The ledger's components class by kind (nested components counted once).", "bytes",
         [({"kind": k}, float(v)) for k, v in ledger.components.items()])
     clipped = Family(
-        "memexport_memory_ledger_clipped_bytes", "gauge",
+        LEDGER_CLIPPED_BYTES, "gauge",
         "Bytes the ledger's sources reported beyond RSS (not resident: trimmed free chunks, "
         "untouched or swapped pages), left out so that the classes sum to RSS.", "bytes",
         [({}, float(ledger.clipped))])

@@ -24,6 +24,14 @@ from memexport.process.suspects import GrowthRanker
 
 __all__ = ["SMALL_REQUEST_THRESHOLD", "TraceReading", "TraceSites", "group_traces"]
 
+#: Names of the metrics this module exports (the shipped dashboards read them).
+TRACED_BYTES = "memexport_tracemalloc_traced_bytes"
+PEAK_BYTES = "memexport_tracemalloc_peak_bytes"
+OVERHEAD_BYTES = "memexport_tracemalloc_overhead_bytes"
+COVERAGE_RATIO = "memexport_tracemalloc_coverage_ratio"
+SITE_BYTES = "memexport_tracemalloc_site_bytes"
+SITE_GROWTH_BYTES = "memexport_tracemalloc_site_growth_bytes"
+
 #: Requests up to this size are served by pymalloc; larger ones by the C allocator.
 SMALL_REQUEST_THRESHOLD = 512
 _CHUNK = 65_536  # traces grouped between two looks at the clock
@@ -127,24 +135,24 @@ class TraceSites:
     def families(self, r: TraceReading) -> list[Family]:
         top = sorted(r.sites.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top]
         out = [
-            Family("memexport_tracemalloc_traced_bytes", "gauge",
+            Family(TRACED_BYTES, "gauge",
                    "Bytes currently allocated by Python and traced by tracemalloc.", "bytes",
                    [({}, float(r.traced))]),
-            Family("memexport_tracemalloc_peak_bytes", "gauge",
+            Family(PEAK_BYTES, "gauge",
                    "Peak of traced bytes since tracemalloc started.", "bytes",
                    [({}, float(r.peak))]),
-            Family("memexport_tracemalloc_overhead_bytes", "gauge",
+            Family(OVERHEAD_BYTES, "gauge",
                    "Memory tracemalloc itself uses for its traces (in the C heap).", "bytes",
                    [({}, float(r.overhead))]),
-            Family("memexport_tracemalloc_coverage_ratio", "gauge",
+            Family(COVERAGE_RATIO, "gauge",
                    "Share of traces grouped by the last tick within its time box (1 = all; "
                    "below 1 the site sizes are scaled up from a sample).", "ratio",
                    [({}, r.coverage)]),
-            Family("memexport_tracemalloc_site_bytes", "gauge",
+            Family(SITE_BYTES, "gauge",
                    "Bytes traced by tracemalloc per allocation site (top N by size).", "bytes",
                    [({"site": s}, float(n)) for s, n in top]),
         ]
-        growth = Family("memexport_tracemalloc_site_growth_bytes", "gauge",
+        growth = Family(SITE_GROWTH_BYTES, "gauge",
                         "Leak suspects: growth of the allocation sites that grew in several "
                         "consecutive collector ticks, since their growth began (top N; the "
                         "rest summed in site=\"__overflow__\").", "bytes")

@@ -1,15 +1,22 @@
-"""Shared helpers for memexport's dashboards: variables, selectors, targets, panels, rendering.
+"""Panel, variable and dashboard helpers over grafana-foundation-sdk, and ``render()``.
 
-Every dashboard uses the same three variables (``datasource``, ``job``, ``instance``), filters
-every selector by them (``sel()``), uses ``$__rate_interval`` in every rate (``rate()``) and is
-rendered by ``render()`` into a deterministic JSON-able dict (stable panel ids and refIds), so
-the committed JSON only changes when the code does.
+Every dashboard has the data source variable and one variable per target label (``job``,
+``instance``), every panel and target queries ``${datasource}``, and ``render()`` turns a
+builder into a deterministic dict (panel ids 1..n, refIds A, B, ...) so the committed JSON
+changes only when the code does. ``render()`` also appends to each panel's description the
+HELP text, from the kinds' tables, of the metrics its queries read, and writes two things the
+pinned SDK cannot: a table's footer where Grafana's schema now has it
+(``fieldConfig.defaults.custom.footer``) and no interval settings (``auto*``) on variables
+that are not interval variables.
+
+This module needs grafana-foundation-sdk (the ``dashboards`` extra).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from grafana_foundation_sdk.builders import common as cb
@@ -31,41 +38,19 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 from grafana_foundation_sdk.models.common import DataSourceRef
 
-__all__ = [
-    "BYTES",
-    "COUNT",
-    "DATASOURCE_NAME",
-    "DATASOURCE_UID",
-    "DS",
-    "OPS",
-    "RATIO",
-    "SECONDS",
-    "VARIABLE_METRIC",
-    "dashboard",
-    "dashed",
-    "label_variable",
-    "metric",
-    "rate",
-    "render",
-    "row",
-    "sel",
-    "stat",
-    "table",
-    "target",
-    "thresholds",
-    "timeseries",
-    "variables",
-]
+from memexport.assets.dashboards.names import HELP, core
+from memexport.assets.dashboards.view import View
 
-# The provisioned Prometheus data source (grafana/provisioning/datasources/memexport.yml);
-# the `datasource` variable selects it by default.
-DATASOURCE_UID = "memexport-prometheus"
-DATASOURCE_NAME = "memexport Prometheus"
-# Every panel and target queries the data source chosen in the `datasource` variable.
+__all__ = ["BYTES", "COUNT", "DS", "OPS", "RATIO", "SECONDS", "Dashboard", "Dataquery",
+           "dashboard", "dashed", "label_variable", "link", "render", "right_axis", "row", "rows",
+           "stat",
+           "table", "target", "thresholds", "timeseries"]
+
+#: Every panel and target queries the data source chosen in the ``datasource`` variable.
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
-# A series every memexport target exports (the registry records its own read time on every
-# scrape): the job and instance variables list the targets that have it.
-VARIABLE_METRIC = "memexport_collector_duration_seconds"
+#: A series every memexport target exports (the registry times its own read on every scrape):
+#: the target variables list the targets that have it.
+VARIABLE_METRIC = core.DURATION_SECONDS
 
 # Grafana units.
 BYTES = "bytes"  # IEC: KiB, MiB, GiB
@@ -74,75 +59,28 @@ RATIO = "percentunit"  # 0..1 shown as 0..100 %
 OPS = "ops"  # events per second
 COUNT = "short"
 
-
-# -- PromQL -------------------------------------------------------------------------------
-
-
-def sel(*variables: str, extra: str = "") -> str:
-    """Label matchers filtering by the dashboard's job and instance (plus ``variables``).
-
-    ``sel("cache")`` gives ``job=~"$job", instance=~"$instance", cache=~"$cache"``; ``extra``
-    is appended verbatim (e.g. ``'reason="size"'``).
-    """
-    parts = ['job=~"$job"', 'instance=~"$instance"']
-    parts += [f'{v}=~"${v}"' for v in variables]
-    if extra:
-        parts.append(extra)
-    return ", ".join(parts)
+_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
-def metric(name: str, *variables: str, extra: str = "") -> str:
-    """A metric selector filtered by the dashboard's variables: ``name{job=~"$job", ...}``."""
-    return f"{name}{{{sel(*variables, extra=extra)}}}"
-
-
-def rate(
-    name: str,
-    *variables: str,
-    by: Sequence[str] | None = ("instance",),
-    fn: str = "rate",
-    agg: str = "sum",
-    extra: str = "",
-) -> str:
-    """``sum by (instance) (rate(name{<sel>}[$__rate_interval]))``.
-
-    ``fn`` may be ``rate``, ``irate`` or ``increase``; ``by=None`` leaves the rate
-    unaggregated. The window is always ``$__rate_interval`` (scrape-interval aware).
-    """
-    if fn not in ("rate", "irate", "increase"):
-        raise ValueError(f"fn must be rate, irate or increase, not {fn!r}")
-    inner = f"{fn}({metric(name, *variables, extra=extra)}[$__rate_interval])"
-    if by is None:
-        return inner
-    return f"{agg} by ({', '.join(by)}) ({inner})"
-
-
-def target(
-    expr: str,
-    legend: str = "{{instance}}",
-    *,
-    instant: bool = False,
-    table: bool = False,
-) -> Dataquery:
-    """A Prometheus target on ``${datasource}``; ``table=True`` is an instant table query."""
-    q = Dataquery().expr(expr).datasource(DS).legend_format(legend)
+def target(v: View, expr: str, legend: str = "{{instance}}", *, instant: bool = False,
+           table: bool = False) -> Dataquery:
+    """A Prometheus target on ``${datasource}``; ``table=True`` is an instant table query. The
+    legend is written with the default label names (``{{instance}} {{cache}}``)."""
+    q = Dataquery().expr(expr).datasource(DS).legend_format(v.legend(legend))
     if table:
-        q = q.format(pm.PromQueryFormat.TABLE).instant()
-    elif instant:
-        q = q.instant()
-    else:
-        q = q.range()
-    return q
+        return q.format(pm.PromQueryFormat.TABLE).instant()
+    return q.instant() if instant else q.range()
 
 
 # -- variables ----------------------------------------------------------------------------
 
 
-def _query_variable(name: str, label: str, query: str) -> QueryVariable:
+def _query_variable(name: str, query: str) -> QueryVariable:
     all_option = dm.VariableOption(selected=True, text="All", value="$__all")
     return (
         QueryVariable(name)
-        .label(label)
+        .label(name)
         .datasource(DS)
         .query(query)
         .multi(True)
@@ -154,48 +92,44 @@ def _query_variable(name: str, label: str, query: str) -> QueryVariable:
     )
 
 
-def label_variable(name: str, metric_name: str, label: str | None = None) -> QueryVariable:
-    """A multi-value variable listing ``label`` (default: ``name``) of ``metric_name``.
-
-    Filtered by job and instance, e.g. ``label_variable("cache", "memexport_cache_items")``;
-    filter panels with ``sel("cache")``.
-    """
-    label = label or name
-    return _query_variable(
-        name, label, f'label_values({metric_name}{{{sel()}}}, {label})'
-    )
+def label_variable(v: View, component: str, metric_name: str) -> QueryVariable:
+    """A multi-value variable listing a component label of ``metric_name``, filtered by the
+    target variables, e.g. ``label_variable(v, "cache", cache.ITEMS)``; panels filter by it
+    with ``v.metric(name, "cache")``."""
+    label = v.label(component)
+    return _query_variable(label, f"label_values({v.metric(metric_name)}, {label})")
 
 
-def variables(metric_name: str = VARIABLE_METRIC) -> list[Any]:
-    """The three variables every memexport dashboard has: datasource, job, instance."""
+def _variables(v: View) -> list[Any]:
+    """The data source variable and one variable per target label, each filtered by the ones
+    before it (``job``, then ``instance`` of the chosen jobs)."""
     datasource = (
         DatasourceVariable("datasource")
         .label("Data source")
         .type("prometheus")
-        .current(dm.VariableOption(selected=True, text=DATASOURCE_NAME, value=DATASOURCE_UID))
+        .current(dm.VariableOption(selected=True, text=v.datasource_name,
+                                   value=v.datasource_uid))
     )
-    job = _query_variable("job", "job", f"label_values({metric_name}, job)")
-    instance = _query_variable(
-        "instance", "instance", f'label_values({metric_name}{{job=~"$job"}}, instance)'
-    )
-    return [datasource, job, instance]
+    out: list[Any] = [datasource]
+    for i, label in enumerate(v.target_labels):
+        matchers = [f'{t}=~"${t}"' for t in v.target_labels[:i]]
+        if v.selector:
+            matchers.insert(0, v.selector)
+        sel = f"{{{', '.join(matchers)}}}" if matchers else ""
+        out.append(_query_variable(label, f"label_values({VARIABLE_METRIC}{sel}, {label})"))
+    return out
 
 
 # -- dashboard and panels -----------------------------------------------------------------
 
 
-def dashboard(
-    title: str,
-    uid: str,
-    description: str,
-    *,
-    extra_variables: Iterable[Any] = (),
-    variable_metric: str = VARIABLE_METRIC,
-) -> Dashboard:
-    """A dashboard with memexport's defaults: tag, variables, time range, links to the others."""
+def dashboard(v: View, key: str, title: str, description: str, *,
+              extra_variables: Iterable[Any] = ()) -> Dashboard:
+    """A dashboard with memexport's defaults: its uid from the config (``dashboards.<key>``),
+    tag, variables, time range, and a drop-down of the other memexport dashboards."""
     d = (
         Dashboard(title)
-        .uid(uid)
+        .uid(getattr(v.uids, key))
         .description(description)
         .tags(["memexport"])
         .editable()
@@ -212,9 +146,16 @@ def dashboard(
             .keep_time(True)
         )
     )
-    for v in [*variables(variable_metric), *extra_variables]:
-        d = d.with_variable(v)
+    for var in [*_variables(v), *extra_variables]:
+        d = d.with_variable(var)
     return d
+
+
+def link(v: View, key: str, title: str, tooltip: str) -> DashboardLink:
+    """A link to another memexport dashboard (``dashboards.<key>``), keeping variables/time."""
+    return (DashboardLink(title).type(dm.DashboardLinkType.LINK)
+            .url(f"/d/{getattr(v.uids, key)}").tooltip(tooltip).include_vars(True)
+            .keep_time(True))
 
 
 def row(title: str) -> Row:
@@ -222,12 +163,21 @@ def row(title: str) -> Row:
     return Row(title)
 
 
+def rows(d: Dashboard, *sections: tuple[str, Sequence[Any]]) -> Dashboard:
+    """``d`` with a row per ``(title, panels)``, each followed by its panels."""
+    for title, panels in sections:
+        d = d.with_row(row(title))
+        for panel in panels:
+            d = d.with_panel(panel)
+    return d
+
+
 def thresholds(*steps: tuple[float, str], base: str = "green") -> ThresholdsConfig:
     """Absolute thresholds: ``thresholds((0.8, "orange"), (0.9, "red"))``."""
     return (
         ThresholdsConfig()
         .mode(dm.ThresholdsMode.ABSOLUTE)
-        .steps([dm.Threshold(None, base)] + [dm.Threshold(v, c) for v, c in steps])
+        .steps([dm.Threshold(None, base)] + [dm.Threshold(val, c) for val, c in steps])
     )
 
 
@@ -237,6 +187,13 @@ def dashed(regex: str) -> tuple[str, list[dm.DynamicConfigValue]]:
         dm.DynamicConfigValue("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
         dm.DynamicConfigValue("custom.fillOpacity", 0),
     ]
+
+
+def right_axis(regex: str, unit: str) -> tuple[str, list[dm.DynamicConfigValue]]:
+    """An override drawing the series whose name matches ``regex`` on a right axis in ``unit``
+    (a count beside bytes)."""
+    return regex, [dm.DynamicConfigValue("unit", unit),
+                   dm.DynamicConfigValue("custom.axisPlacement", "right")]
 
 
 def timeseries(
@@ -340,10 +297,7 @@ def table(
     rename = rename or {}
     organize = dm.DataTransformerConfig(
         id_val="organize",
-        options={
-            "excludeByName": {name: True for name in hide},
-            "renameByName": rename,
-        },
+        options={"excludeByName": {name: True for name in hide}, "renameByName": rename},
     )
     return (
         table_builder.Panel()
@@ -363,10 +317,29 @@ def table(
 # -- rendering ----------------------------------------------------------------------------
 
 
-def _panels(panels: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for p in panels:
         yield p
         yield from _panels(p.get("panels") or [])
+
+
+def _help(panel: dict[str, Any]) -> str:
+    """The HELP text of the kind metrics the panel's queries read, as a Markdown list."""
+    names: dict[str, None] = {}
+    for t in panel.get("targets") or []:
+        for name in _NAME.findall(_STRING.sub('""', t.get("expr", ""))):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if base in HELP:
+                names[base] = None
+    return "\n".join(f"- `{n}`: {HELP[n]}" for n in names)
+
+
+def _fix_table(panel: dict[str, Any]) -> None:
+    """The footer where Grafana's schema has it now (the SDK writes the old options.footer)."""
+    footer = panel.get("options", {}).pop("footer", None) or {}
+    custom = panel.setdefault("fieldConfig", {}).setdefault("defaults", {}).setdefault(
+        "custom", {})
+    custom["footer"] = {"reducers": list(footer.get("reducer") or [])}
 
 
 def render(builder: Dashboard) -> dict[str, Any]:
@@ -377,6 +350,14 @@ def render(builder: Dashboard) -> dict[str, Any]:
         for i, t in enumerate(panel.get("targets") or []):
             t["refId"] = chr(ord("A") + i)
             t.setdefault("datasource", {"type": "prometheus", "uid": "${datasource}"})
+        if metrics := _help(panel):
+            panel["description"] = f"{panel.get('description', '')}\n\n{metrics}".strip()
+        if panel.get("type") == "table":
+            _fix_table(panel)
+    for var in d.get("templating", {}).get("list") or []:
+        if var.get("type") != "interval":
+            for key in ("auto", "auto_count", "auto_min"):
+                var.pop(key, None)
     d.setdefault("annotations", {})["list"] = [
         {
             "builtIn": 1,
