@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,3 +160,15 @@ def start_demo(port: int, scenario: str = "leak", duration: float = 300.0,
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         return resp.read().decode()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Any]:
+    """On-call stand-in on a loopback port: records what Alertmanager posts, by path."""
+    from actions_support import Recorder
+
+    server = Recorder()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
+from actions_support import Recorder
 from conftest import free_port, require_binary, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -365,42 +364,10 @@ def test_alertmanager_critical_inhibits_warning(alertmanager: Alertmanager) -> N
     assert [r["name"] for r in warning["receivers"]] == ["ticket"]
 
 
-class _Webhook(ThreadingHTTPServer):
-    """Records the JSON bodies Alertmanager posts, by path."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        super().__init__(("127.0.0.1", 0), _WebhookHandler)
-
-
-class _WebhookHandler(BaseHTTPRequestHandler):
-    server: _Webhook
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[_Webhook]:
-    server = _Webhook()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.mark.e2e
-def test_alertmanager_notifies_page_and_ticket(tmp_path: Path, webhook: _Webhook) -> None:
+def test_alertmanager_notifies_page_and_ticket(tmp_path: Path, webhook: Recorder) -> None:
     """The shipped routing with the webhooks pointed at a local receiver and short waits."""
     config = _load(AM_CONFIG)
     config["route"].update(group_wait="1s", group_interval="1s")

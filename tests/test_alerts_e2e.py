@@ -9,17 +9,15 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.actions_support import Recorder
 from tests.conftest import ROOT, free_port, require_binary, stop_process, wait_http
 from tests.test_multiprocess import Gunicorn
 from tests.test_otel_support import Prometheus, wait_for
@@ -134,41 +132,9 @@ def test_every_rule_is_healthy_with_both_exporters_in_one_process(tmp_path: Path
 # -- paging through a real Alertmanager ------------------------------------------------------
 
 
-class Webhook(ThreadingHTTPServer):
-    """Records what Alertmanager posts, by path (/page, /ticket)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        super().__init__(("127.0.0.1", 0), _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Webhook
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    server = Webhook()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def start_alertmanager(tmp: Path, hook: Webhook) -> tuple[subprocess.Popen[str], int]:
+def start_alertmanager(tmp: Path, hook: Recorder) -> tuple[subprocess.Popen[str], int]:
     """alerts/alertmanager.yml with its receivers pointed at ``hook`` and short waits."""
     binary = require_binary("prometheus-alertmanager")
     config = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())
@@ -235,7 +201,7 @@ GRAFANA = "http://grafana.test:3000"
 
 
 def test_accelerated_leak_pages_and_healthy_demo_stays_silent(tmp_path: Path,
-                                                              webhook: Webhook) -> None:
+                                                              webhook: Recorder) -> None:
     rules_dir = tmp_path / "rules"
     res = subprocess.run(
         [sys.executable, "-m", "memexport.cli", "assets", "rules", "--set",
