@@ -1,0 +1,54 @@
+"""Accessors the bench needs, through the public API where it has them, so the cases built on
+them also run against an older memexport (the before/after table of docs/performance.md)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import memexport
+
+__all__ = ["exposition", "guide", "new_registry", "process_collector", "prometheus_registry"]
+
+
+def new_registry(max_names_per_kind: int = 1000) -> Any:
+    """A private registry (``memexport.REGISTRY``'s class), so bench components never reach
+    an app's /metrics."""
+    return type(memexport.REGISTRY)(max_names_per_kind=max_names_per_kind)
+
+
+def _first(*modules: str) -> Any:
+    for name in modules:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError(f"none of {modules} is importable", name=modules[0])
+
+
+def prometheus_registry(registry: Any) -> Any:
+    """A prometheus_client ``CollectorRegistry`` serving ``registry`` alone."""
+    from prometheus_client import CollectorRegistry
+
+    exporter = _first("memexport.exporters.prometheus", "memexport.prometheus")
+    prom = CollectorRegistry(auto_describe=False)
+    exporter.register_collector(prom, registry)
+    return prom
+
+
+def exposition(prom: Any) -> str:
+    """One scrape of a prometheus_client registry, as text."""
+    from prometheus_client import generate_latest
+
+    return str(generate_latest(prom).decode())
+
+
+def process_collector(registry: Any, **options: Any) -> Any:
+    """A ``ProcessCollector`` on ``registry`` (not started: ``tick()`` takes a reading)."""
+    mod = _first("memexport.process.collector", "memexport.process")
+    return mod.ProcessCollector(registry, **options)
+
+
+def guide() -> Any:
+    """The guide's classes (memory-cleanup-guide.txt), as the package ships them."""
+    return _first("memexport.demo.guide")
