@@ -13,7 +13,6 @@ from typing import Any
 
 from memexport.bench import compat
 from memexport.bench.model import Case, Entry, Skipped, delta_at_most, ratio_at_most
-from memexport.core.registry import Registry
 
 __all__ = ["cases", "copy_class"]
 
@@ -47,7 +46,7 @@ def _add_cases(label: str, bare: Any, tracked: Any) -> list[Case]:
             Case(f"message: {label}, memexport.conversation", run_tracked, base, ADD)]
 
 
-def _conversation_cases(reg: Registry) -> list[Entry]:
+def _conversation_cases(reg: Any) -> list[Entry]:
     import memexport
 
     manager = compat.guide().MemoryEfficientConversationManager
@@ -113,7 +112,7 @@ def _conversation_cases(reg: Registry) -> list[Entry]:
     return out
 
 
-def _agent_cases(reg: Registry) -> list[Entry]:
+def _agent_cases(reg: Any) -> list[Entry]:
     import memexport
 
     agent_cls = compat.guide().MemoryManagedAgent
@@ -142,7 +141,7 @@ def _agent_cases(reg: Registry) -> list[Entry]:
                  create_tracked_instance, base)]
 
 
-def _session_cases(reg: Registry) -> list[Entry]:
+def _session_cases(reg: Any) -> list[Entry]:
     """A conversation object per session: what tracking one costs (no target)."""
     import memexport
 
@@ -168,7 +167,7 @@ def _session_cases(reg: Registry) -> list[Entry]:
 
 
 def cases(quick: bool) -> list[Entry]:
-    reg = Registry()  # private: the bench's components never reach an app's /metrics
+    reg = compat.new_registry()  # private: the bench's components never reach an app's /metrics
     out = _conversation_cases(reg) + _session_cases(reg) + _agent_cases(reg)
     # Tracked objects hold their registry weakly: keep it alive while the cases run.
     cases.registry = reg  # type: ignore[attr-defined]

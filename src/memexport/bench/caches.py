@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
+import memexport
 from memexport.bench import compat
 from memexport.bench.model import (
     Case,
@@ -31,8 +32,6 @@ from memexport.bench.model import (
     delta_at_most,
     ratio_at_most,
 )
-from memexport.core.registry import Registry
-from memexport.kinds.cache import cache
 
 VALUE = {"role": "assistant", "content": "x" * 200}
 MAXSIZE = 1000
@@ -67,7 +66,7 @@ def _vs_prom(base: str, ours: str, prom: str) -> Callable[[Mapping[str, Result]]
 
 
 def _variants(prefix: str, make: Callable[[], Any], loop: Callable[..., Callable[[int], None]],
-              inline: _Inline, reg: Registry, target: Target | None) -> list[Entry]:
+              inline: _Inline, reg: Any, target: Target | None) -> list[Entry]:
     """The four variants of one operation: baseline, memexport, prom inline, OTel inline.
 
     ``loop(obj, count)`` returns ``op(n)``; ``count`` is called once per operation with the
@@ -104,9 +103,9 @@ def _variants(prefix: str, make: Callable[[], Any], loop: Callable[..., Callable
     return cases
 
 
-def _instrument(obj: Any, prefix: str, reg: Registry) -> Any:
+def _instrument(obj: Any, prefix: str, reg: Any) -> Any:
     name = "bench_" + "".join(ch if ch.isalnum() else "_" for ch in prefix)[:100]
-    return cache(obj, name=name, registry=reg)
+    return memexport.cache(obj, name=name, registry=reg)
 
 
 def _getitem_hit(c: Any, count: Callable[[str], None] | None) -> Callable[[int], None]:
@@ -202,7 +201,7 @@ def _guide_get_put(c: Any, count: Callable[[str], None] | None) -> Callable[[int
     return op
 
 
-def _lru_cases(inline: _Inline, reg: Registry) -> list[Entry]:
+def _lru_cases(inline: _Inline, reg: Any) -> list[Entry]:
     def make() -> Callable[[int], int]:
         @functools.lru_cache(maxsize=MAXSIZE)
         def square(x: int) -> int:
@@ -227,7 +226,7 @@ def _lru_cases(inline: _Inline, reg: Registry) -> list[Entry]:
 
 
 def cases(quick: bool) -> list[Entry]:
-    reg = Registry()
+    reg = compat.new_registry()
     inline = _Inline()
     out: list[Entry] = []
     try:

@@ -8,7 +8,8 @@ from typing import Any
 
 import memexport
 
-__all__ = ["exposition", "guide", "new_registry", "process_collector", "prometheus_registry"]
+__all__ = ["exposition", "guide", "new_registry", "process_collector", "prometheus_registry",
+           "seconds_buckets"]
 
 
 def new_registry(max_names_per_kind: int = 1000) -> Any:
@@ -47,6 +48,17 @@ def process_collector(registry: Any, **options: Any) -> Any:
     """A ``ProcessCollector`` on ``registry`` (not started: ``tick()`` takes a reading)."""
     mod = _first("memexport.process.collector", "memexport.process")
     return mod.ProcessCollector(registry, **options)
+
+
+def seconds_buckets() -> tuple[float, ...]:
+    """The histogram buckets memexport uses for seconds (prometheus_client's if unknown)."""
+    try:
+        from memexport.core.counters import DEFAULT_SECONDS_BUCKETS
+    except ImportError:
+        from prometheus_client.metrics import Histogram
+
+        return tuple(Histogram.DEFAULT_BUCKETS)
+    return tuple(DEFAULT_SECONDS_BUCKETS)
 
 
 def guide() -> Any:

@@ -2,7 +2,7 @@
 collector thread running.
 
 Per shape and variant, on a fresh registry: ``warm`` cycles (1,000; 300 with --quick), then
-the traced memory is read, ``cycles`` more cycles run (10,000; 1,000 with --quick), and it
+the traced memory is read, ``cycles`` more cycles run (5,000; 1,000 with --quick), and it
 is read again; the figure is the growth over those cycles (per cycle in the note). A cycle
 builds a bare object, instruments it under one name and drops it. A reading is taken as
 Prometheus would see the process: one scrape (which folds the dead members the registry
@@ -76,7 +76,7 @@ def growth(shape: Shape, cycles: int, thread: bool, warm: int = 1_000
 
 
 def cases(quick: bool) -> list[Entry]:
-    cycles, warm = (1_000, 300) if quick else (10_000, 1_000)
+    cycles, warm = (1_000, 300) if quick else (5_000, 1_000)
     shapes, skipped = available("cycles")
     out: list[Entry] = []
     for shape in shapes:

@@ -62,7 +62,7 @@ def per_component(shape: Shape, n: int, names: Callable[[int], str] | None = Non
 
 
 def cases(quick: bool) -> list[Entry]:
-    n = 300 if quick else 2000
+    n = 300 if quick else 1000
     shapes, skipped = available("memory")
     results: dict[str, tuple[float, float]] = {}
 

@@ -21,11 +21,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 
+import memexport
 from memexport.bench import compat
 from memexport.bench.model import Case, Derived, Entry, Result, at_most, ratio_at_most
-from memexport.core.counters import DEFAULT_SECONDS_BUCKETS
-from memexport.core.registry import Registry
-from memexport.kinds.pool import pool
 
 POOL = ratio_at_most(1.25)
 VS_PROM = at_most(1 / 3, "x")
@@ -69,15 +67,15 @@ def _prom(name: str) -> tuple[Callable[[float], None], Callable[[float], None],
     """prometheus_client handles as a user would pre-bind them: (wait, use, inc, dec)."""
     reg = CollectorRegistry()
     wait = PromHistogram("bench_pool_wait_seconds", "Wait.", ["pool"], registry=reg,
-                         buckets=DEFAULT_SECONDS_BUCKETS).labels(name)
+                         buckets=compat.seconds_buckets()).labels(name)
     use = PromHistogram("bench_pool_use_seconds", "Use.", ["pool"], registry=reg,
-                        buckets=DEFAULT_SECONDS_BUCKETS).labels(name)
+                        buckets=compat.seconds_buckets()).labels(name)
     in_use = PromGauge("bench_pool_in_use", "In use.", ["pool"], registry=reg).labels(name)
     return wait.observe, use.observe, in_use.inc, in_use.dec
 
 
 def _guide_cases() -> list[Entry]:
-    reg = Registry()
+    reg = compat.new_registry()
 
     def warm(p: Any) -> Any:
         with p.acquire(timeout=0.001):
@@ -86,7 +84,8 @@ def _guide_cases() -> list[Entry]:
 
     resource_pool = compat.guide().ResourcePool
     bare = warm(resource_pool(object, max_size=4))
-    ours = warm(pool(resource_pool(object, max_size=4), name="bench_guide", registry=reg))
+    ours = warm(memexport.pool(resource_pool(object, max_size=4), name="bench_guide",
+                               registry=reg))
     theirs = warm(resource_pool(object, max_size=4))
     wait, use, inc, dec = _prom("bench_guide")
     clock = time.perf_counter
@@ -125,7 +124,7 @@ def _guide_cases() -> list[Entry]:
 
 
 def _queue_cases() -> list[Entry]:
-    reg = Registry()
+    reg = compat.new_registry()
 
     def filled() -> queue.Queue[Any]:
         q: queue.Queue[Any] = queue.Queue(maxsize=4)
@@ -134,7 +133,7 @@ def _queue_cases() -> list[Entry]:
         return q
 
     bare = filled()
-    ours = pool(filled(), name="bench_queue", registry=reg)
+    ours = memexport.pool(filled(), name="bench_queue", registry=reg)
     theirs = filled()
     wait, use, inc, dec = _prom("bench_queue")
     clock = time.perf_counter
@@ -172,13 +171,13 @@ def _queue_cases() -> list[Entry]:
 
 
 def _asyncio_cases() -> list[Entry]:
-    reg = Registry()
+    reg = compat.new_registry()
     loop = asyncio.new_event_loop()
 
     async def make(instrument: bool) -> Any:
         p: Any = AsyncQueuePool(object, max_size=4)
         if instrument:
-            p = pool(p, name="bench_asyncio", registry=reg)
+            p = memexport.pool(p, name="bench_asyncio", registry=reg)
         async with p.acquire(timeout=1):
             pass
         return p
