@@ -46,6 +46,8 @@ def shown(value: float, unit: str) -> str:
         return f"{value:.2f}x"
     if unit == "ratio":
         return f"{value:.3f}"
+    if unit == "objects":
+        return f"{value:,.3f} objects"
     return f"{value:,.2f} {unit}" if unit else f"{value:,.2f}"
 
 
