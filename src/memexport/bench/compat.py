@@ -9,7 +9,7 @@ from typing import Any
 import memexport
 
 __all__ = ["exposition", "guide", "new_registry", "process_collector", "prometheus_registry",
-           "seconds_buckets"]
+           "seconds_buckets", "settle_sizes"]
 
 
 def new_registry(max_names_per_kind: int = 1000) -> Any:
@@ -48,6 +48,24 @@ def process_collector(registry: Any, **options: Any) -> Any:
     """A ``ProcessCollector`` on ``registry`` (not started: ``tick()`` takes a reading)."""
     mod = _first("memexport.process.collector", "memexport.process")
     return mod.ProcessCollector(registry, **options)
+
+
+def settle_sizes(registry: Any, max_rounds: int = 400) -> tuple[int, float | None]:
+    """Run the registry's tick jobs (what each collector tick runs: the sizer) until every
+    sampled component has a size, as in an app whose collector has run for a while; returns
+    (rounds, coverage). Without a coverage to read (older versions), ten rounds."""
+    sizer = getattr(registry, "sizer", None)
+    coverage = getattr(sizer, "coverage", None)
+    rounds = 0
+    while rounds < max_rounds:
+        registry.run_tick_jobs()
+        rounds += 1
+        share = coverage() if coverage is not None else None
+        if (share is None and coverage is not None) or (share is not None and share >= 1.0):
+            return rounds, share
+        if coverage is None and rounds >= 10:
+            return rounds, None
+    return rounds, coverage() if coverage is not None else None
 
 
 def seconds_buckets() -> tuple[float, ...]:

@@ -6,7 +6,9 @@ Sides: ``memexport`` (``n`` cachetools caches, or dicts without cachetools, each
 name, instrumented in a private registry); ``prometheus_client`` (the same bare caches, plus
 prometheus_client Gauges and Counters holding exactly the lines the memexport side wrote,
 ``_created`` series disabled); ``sessions`` (``n`` guide conversation managers of one name).
-Prints one JSON object: the first scrape, then ``rounds`` scrapes with the GC on and
+Prints one JSON object: the first scrape (of a registry no tick has sized yet), then, once the
+registry's tick jobs have sized every component (the steady state of an app whose collector
+has run a while; the exposition checked to no longer change), ``rounds`` scrapes with the GC on and
 ``rounds`` with it off, in ns of the scraping thread's CPU time (the GC's pauses included;
 other processes on the machine not); the exposition goes to the file named in the spec.
 """
@@ -18,6 +20,8 @@ import json
 import sys
 import time
 from typing import Any
+
+from memexport.bench import compat
 
 __all__ = ["main"]
 
@@ -39,9 +43,8 @@ def _caches(n: int) -> tuple[list[Any], str]:
     return caches, what
 
 
-def _memexport(n: int) -> tuple[Any, list[Any], str]:
+def _memexport(n: int) -> tuple[Any, Any, list[Any], str]:
     import memexport
-    from memexport.bench import compat
 
     reg = compat.new_registry(max_names_per_kind=n + 10)
     bare, what = _caches(n)
@@ -49,12 +52,11 @@ def _memexport(n: int) -> tuple[Any, list[Any], str]:
     for c in caches:
         c["k1"]  # a hit
         c.get("absent")  # a miss
-    return compat.prometheus_registry(reg), caches, what
+    return compat.prometheus_registry(reg), reg, caches, what
 
 
-def _sessions(n: int) -> tuple[Any, list[Any], str]:
+def _sessions(n: int) -> tuple[Any, Any, list[Any], str]:
     import memexport
-    from memexport.bench import compat
 
     reg = compat.new_registry()
     cls = compat.guide().MemoryEfficientConversationManager
@@ -65,10 +67,10 @@ def _sessions(n: int) -> tuple[Any, list[Any], str]:
             m.add_message({"role": "user", "content": "status of order 1234?",
                            "timestamp": 1.0})
         keep.append(m)
-    return compat.prometheus_registry(reg), keep, "guide conversation managers"
+    return compat.prometheus_registry(reg), reg, keep, "guide conversation managers"
 
 
-def _mirror(n: int, text: str) -> tuple[Any, list[Any], str]:
+def _mirror(n: int, text: str) -> tuple[Any, Any, list[Any], str]:
     """prometheus_client metrics exposing the same samples as ``text`` (gauges, counters)."""
     from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
     from prometheus_client.parser import text_string_to_metric_families
@@ -89,7 +91,11 @@ def _mirror(n: int, text: str) -> tuple[Any, list[Any], str]:
                 (g.labels(**s.labels) if labels else g).set(s.value)
         else:
             raise ValueError(f"the mirror has no {fam.type} (family {fam.name})")
-    return prom, bare, what
+    return prom, None, bare, what
+
+
+def _samples(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
 
 def _scrape(prom: Any) -> tuple[int, str]:
@@ -103,14 +109,22 @@ def _scrape(prom: Any) -> tuple[int, str]:
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     side, n, rounds = spec["side"], int(spec["n"]), int(spec["rounds"])
     if side == "memexport":
-        prom, keep, what = _memexport(n)
+        prom, reg, keep, what = _memexport(n)
     elif side == "sessions":
-        prom, keep, what = _sessions(n)
+        prom, reg, keep, what = _sessions(n)
     else:
         with open(spec["mirror_of"], encoding="utf-8") as f:
-            prom, keep, what = _mirror(n, f.read())
+            prom, reg, keep, what = _mirror(n, f.read())
     gc.collect()
     first, text = _scrape(prom)
+    settled = ""
+    if reg is not None:  # the steady state: sizes taken, as after a while of collector ticks
+        ticks, coverage = compat.settle_sizes(reg)
+        settled = f"{ticks} tick-job rounds to coverage {coverage}"
+        text = _scrape(prom)[1]
+        if _samples(_scrape(prom)[1]) != _samples(text):
+            raise RuntimeError("the exposition still changes after the sizes settled")
+        gc.collect()
     on = [_scrape(prom)[0] for _ in range(rounds)]
     gc.collect()
     gc.disable()
@@ -121,7 +135,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     with open(spec["out"], "w", encoding="utf-8") as f:
         f.write(text)
     del keep
-    return {"first": first, "gc_on": on, "gc_off": off, "what": what}
+    return {"first": first, "gc_on": on, "gc_off": off, "what": what, "settled": settled}
 
 
 def main(argv: list[str] | None = None) -> int:
