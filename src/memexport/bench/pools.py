@@ -25,6 +25,9 @@ import memexport
 from memexport.bench import compat
 from memexport.bench.model import Case, Derived, Entry, Result, at_most, ratio_at_most
 
+#: The guide's pool, under the name the demo imports it by (memexport.demo.pools).
+GuideStylePool = compat.guide().ResourcePool
+
 POOL = ratio_at_most(1.25)
 VS_PROM = at_most(1 / 3, "x")
 
