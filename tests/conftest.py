@@ -28,6 +28,9 @@ DEBIAN_PACKAGE = {
     "victoria-metrics": "victoria-metrics",
     "vmalert": "victoria-metrics",
     "tmux": "tmux",
+    "node": "nodejs",
+    "npm": "npm",
+    "kubectl": "kubernetes-client",
 }
 
 

@@ -41,6 +41,11 @@ RUNBOOK_URL = "https://github.com/memexport/memexport/blob/main/alerts/runbook.m
 ALERT_NAME = re.compile(r"Memexport(?:[A-Z][a-z0-9]*)+")
 RECORD_NAME = re.compile(r"[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*")
 SEVERITIES = {"critical", "warning", "info"}
+#: The Grafana dashboard each rule file's alerts link to (the dashboards' UIDs); a rule file
+#: not listed (a hand-written one) may link to any of them.
+DASHBOARD_UIDS = {"process": "memexport-process", "caches": "memexport-caches",
+                  "pools": "memexport-pools", "agents": "memexport-agents",
+                  "memory": "memexport-memory", "tasks": "memexport-agents"}
 
 T = TypeVar("T")
 
@@ -73,10 +78,17 @@ def github_anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def runbook_anchors() -> set[str]:
+def runbook_for(rules: Path) -> Path:
+    """The runbook of a rule file: ``runbook-<area>.md`` beside it if there is one (new areas
+    not yet folded into runbook.md), else ``runbook.md``."""
+    own = rules.parent / f"runbook-{rules.name.removesuffix('.rules.yml')}.md"
+    return own if own.exists() else RUNBOOK
+
+
+def runbook_anchors(runbook: Path = RUNBOOK) -> set[str]:
     anchors: set[str] = set()
     in_fence = False
-    for line in RUNBOOK.read_text(encoding="utf-8").splitlines():
+    for line in runbook.read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
             in_fence = not in_fence
         elif not in_fence and (m := re.match(r"#{1,6}\s+(.+?)\s*#*\s*$", line)):
@@ -102,6 +114,21 @@ def test_rule_and_test_files_exist() -> None:
     assert TEST_FILES, f"no *.test.yml in {ALERTS / 'tests'}"
 
 
+def test_committed_rules_match_the_generator() -> None:
+    """alerts/*.rules.yml are generated from memexport.assets' default config (drift test)."""
+    from memexport.assets.generate import differences, render_rules
+
+    diff = differences(ALERTS, render_rules())
+    assert not diff, ("alerts/ differs from the generator; run "
+                      "`memexport assets rules --out alerts`: " + ", ".join(diff))
+
+
+def test_dashboard_uids_are_the_dashboards() -> None:
+    dashboards = (ROOT / "grafana" / "dashboards").glob("*.json")
+    uids = {json.loads(p.read_text())["uid"] for p in dashboards}
+    assert set(DASHBOARD_UIDS.values()) <= uids, uids
+
+
 @pytest.mark.parametrize("rules", RULE_FILES, ids=_ids(RULE_FILES))
 def test_promtool_check_rules(rules: Path) -> None:
     promtool = require_binary("promtool")
@@ -121,10 +148,12 @@ def test_promtool_test_rules(tests: Path) -> None:
 
 def test_alert_conventions() -> None:
     """Names, severity, annotations and runbook links of every alert follow the conventions."""
-    anchors = runbook_anchors()
     problems: list[str] = []
     seen: set[tuple[str, str]] = set()
     for path, rule in _alerts():
+        runbook = runbook_for(path)
+        anchors = runbook_anchors(runbook)
+        base_url = RUNBOOK_URL.replace(RUNBOOK.name, runbook.name)
         name = rule["alert"]
         where = f"{path.name}: {name}"
         labels = rule.get("labels") or {}
@@ -143,12 +172,18 @@ def test_alert_conventions() -> None:
         if not description or "{{" not in description:
             problems.append(f"{where}: description must be templated, got {description!r}")
         url = ann.get("runbook_url", "")
-        if url != RUNBOOK_URL + name.lower():
-            problems.append(f"{where}: runbook_url {url!r} != {RUNBOOK_URL + name.lower()!r}")
+        if url != base_url + name.lower():
+            problems.append(f"{where}: runbook_url {url!r} != {base_url + name.lower()!r}")
         if name.lower() not in anchors:
-            problems.append(f"{where}: no '## {name}' section in {RUNBOOK.name}")
-        if set(ann) - {"summary", "description", "runbook_url"}:
-            problems.append(f"{where}: unexpected annotations {sorted(ann)}")
+            problems.append(f"{where}: no '## {name}' section in {runbook.name}")
+        uids = ([DASHBOARD_UIDS[path.name.split(".")[0]]] if path.name.split(".")[0]
+                in DASHBOARD_UIDS else sorted(set(DASHBOARD_UIDS.values())))
+        dash = ann.get("dashboard_url", "")
+        if not any(dash.startswith(f"http://localhost:3000/d/{uid}?var-job=") for uid in uids):
+            problems.append(f"{where}: dashboard_url {dash!r} does not open dashboard {uids}")
+        if set(ann) != {"summary", "description", "runbook_url", "dashboard_url"}:
+            problems.append(f"{where}: annotations {sorted(ann)}, want summary, description, "
+                            f"runbook_url, dashboard_url")
     assert not problems, "\n".join(problems)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from grafana_foundation_sdk.builders.dashboard import DashboardLink
 from grafana_foundation_sdk.models import dashboard as dm
 
+from dashboards_src._actions_row import with_actions_row
 from dashboards_src.common import (
     BYTES,
     COUNT,
@@ -363,4 +364,5 @@ def build() -> dict[str, Any]:
     ):
         d = d.with_panel(panel)
 
+    d = with_actions_row(d)
     return render(d)

@@ -11,6 +11,7 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:  # the public API as type checkers see it
+    from memexport.actions import action, start_actions
     from memexport.core.budgets import budget
     from memexport.core.config import configure
     from memexport.core.registry import REGISTRY
@@ -32,6 +33,7 @@ if _typing.TYPE_CHECKING:  # the public API as type checkers see it
 __all__ = [
     "REGISTRY",
     "MetricsServer",
+    "action",
     "agent",
     "budget",
     "cache",
@@ -41,6 +43,7 @@ __all__ = [
     "make_asgi_app",
     "make_wsgi_app",
     "pool",
+    "start_actions",
     "start_collector",
     "start_http_server",
     "stop_collector",
@@ -53,6 +56,7 @@ __version__ = "0.1.0"
 _HOMES = {
     "REGISTRY": "memexport.core.registry",
     "MetricsServer": "memexport.exporters.prometheus",
+    "action": "memexport.actions",
     "agent": "memexport.kinds.agent",
     "budget": "memexport.core.budgets",
     "cache": "memexport.kinds.cache",
@@ -62,6 +66,7 @@ _HOMES = {
     "make_asgi_app": "memexport.exporters.prometheus",
     "make_wsgi_app": "memexport.exporters.prometheus",
     "pool": "memexport.kinds.pool",
+    "start_actions": "memexport.actions",
     "start_collector": "memexport.process.collector",
     "start_http_server": "memexport.exporters.prometheus",
     "stop_collector": "memexport.process.collector",

@@ -1,15 +1,16 @@
-"""The ``memexport`` command (also ``python -m memexport``): ``demo``, ``bench`` and ``top``."""
+"""The ``memexport`` command (also ``python -m memexport``): demo, bench, top and assets."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-USAGE = """usage: memexport [--version] {demo,bench,top} [options]
+USAGE = """usage: memexport [--version] {demo,bench,top,assets} [options]
 
   demo    run a simulated multi-agent app serving /metrics (memexport demo --help)
   bench   time memexport's hot paths against their baselines (memexport bench --help)
   top     live terminal view of /metrics endpoints: where memory goes (memexport top --help)
+  assets  write the alert rules for your settings (memexport assets --help)
 """
 
 
@@ -28,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from memexport.demo import main as demo_main
 
         return demo_main(rest)
+    if command == "assets":
+        from memexport.assets.cli import main as assets_main
+
+        return assets_main(rest)
     if command == "bench":
         from memexport.bench import main as bench_main
 

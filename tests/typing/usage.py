@@ -11,6 +11,7 @@ from typing import Any
 import cachetools
 
 import memexport
+import memexport.actions
 from memexport.core.registry import Registry
 
 registry = Registry()
@@ -85,8 +86,22 @@ server: memexport.MetricsServer | None = None
 collector = memexport.start_collector(15.0)
 memexport.stop_collector()
 families = memexport.REGISTRY.collect()
+# Actions: a decorated function keeps its type; the built-ins are Action objects.
+own_actions = memexport.actions.ActionSet()
+
+
+@memexport.action(alerts="MemexportCacheOverBudget", cooldown=60, frees=True,
+                  actions=own_actions)
+def flush(ctx: memexport.actions.ActionContext) -> None:
+    ctx.freed(1024)
+
+
+shedding: memexport.actions.Action = memexport.actions.shed(alerts="*", caches={"*": 0.5})
 if False:  # typed, not run: these start servers and OpenTelemetry
     server = memexport.start_http_server(0)
+    receiver: memexport.actions.ActionService = memexport.start_actions(
+        server, bearer_token="token", evidence_dir="/tmp/evidence", action_set=own_actions,
+        actions=[shedding])
     memexport.use_opentelemetry()
 
 # Undoing: the original object back, typed as such.

@@ -12,7 +12,7 @@ import os
 
 from memexport.core import forks
 
-__all__ = ["ErrorLog", "raised_at"]
+__all__ = ["ErrorLog", "raised_at", "raised_by_memexport"]
 
 log = logging.getLogger("memexport")
 
@@ -25,6 +25,20 @@ def raised_at(exc: BaseException) -> str:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def raised_by_memexport(exc: BaseException) -> bool:
+    """Whether the innermost Python frame of ``exc`` is memexport's (or code it generated)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    return filename.startswith((_OWN_DIR, "<memexport"))
 
 
 class ErrorLog:

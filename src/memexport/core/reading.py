@@ -1,20 +1,25 @@
-"""Reading one group at a scrape: what its live members' readers return, folded into
-families (sums, maxes, sampled sizes, counters, histograms). Called by the registry with the
-snapshot it took under its lock; runs outside it, as user readers may be slow."""
+"""Reading one group at a scrape: what its live members' readers return, folded into rows
+(sums, maxes, sampled sizes, counters, histograms) written to a sink. Called by the registry
+with the snapshot it took under its lock; runs outside it, as user readers may be slow.
+
+A sink is where a collection goes: ``FamilySink`` builds the neutral families every exporter
+reads (``Registry.collect()``); ``memexport.exporters.text`` renders the same rows straight
+into exposition text, so a scrape allocates no label dict or sample object per series.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from memexport.core import sizing
 from memexport.core.component import Component, Group, Key, number, resolve_profile
-from memexport.core.counters import Adder, Counter, Histogram
+from memexport.core.counters import Adder, Counter, Histogram, HistogramValue
 from memexport.core.errors import ErrorLog
-from memexport.core.model import Family
+from memexport.core.model import Family, Kind, LabelValues, MetricType
 
-__all__ = ["GroupSnapshot", "read_group"]
+__all__ = ["FamilySink", "GroupSnapshot", "Sink", "read_group"]
 
 
 class GroupSnapshot(NamedTuple):
@@ -30,9 +35,47 @@ class GroupSnapshot(NamedTuple):
     finalized: int
 
 
-def read_group(families: dict[str, Family], snap: GroupSnapshot, errors: ErrorLog,
+class Sink(Protocol):
+    """Where a collection writes: families declared in order, then rows and whole families."""
+
+    def declare(self, name: str, type: MetricType, help: str, unit: str) -> None:
+        """A family that rows may name (kinds' metrics, budgets), in exposition order."""
+
+    def row(self, metric: str, kind: Kind, name: str, values: LabelValues,
+            value: float | HistogramValue) -> None:
+        """One series of a declared family: the kind's label is ``name``, the metric's own
+        labels (``kind.by_name[metric].labels``, none for a budget) are ``values``."""
+
+    def family(self, family: Family) -> None:
+        """A whole family from a source (the process collector, memexport's own)."""
+
+
+class FamilySink:
+    """Collects into ``Family`` objects (``Registry.collect()``'s result)."""
+
+    def __init__(self) -> None:
+        self.families: list[Family] = []
+        self._by_name: dict[str, Family] = {}
+
+    def declare(self, name: str, type: MetricType, help: str, unit: str) -> None:
+        fam = Family(name, type, help, unit)
+        self.families.append(fam)
+        self._by_name[name] = fam
+
+    def row(self, metric: str, kind: Kind, name: str, values: LabelValues,
+            value: float | HistogramValue) -> None:
+        labels = {kind.label: name}
+        if values:
+            labels.update(zip(kind.by_name[metric].labels, values, strict=True))
+        self._by_name[metric].samples.append((labels, value))
+
+    def family(self, family: Family) -> None:
+        self.families.append(family)
+
+
+def read_group(sink: Sink, snap: GroupSnapshot, errors: ErrorLog,
                first_reads_until: float) -> None:
-    """Read one group's snapshot into ``families``: member gauges summed (or max'ed),
+    """Read one group's snapshot into ``sink``: member gauges summed (or max'ed),
     sampled sizes (taken now within ``first_reads_until`` where no tick took them),
     counters with the retired members' totals, histograms, group gauges."""
     group, live = snap.group, snap.live
@@ -105,25 +148,22 @@ def read_group(families: dict[str, Family], snap: GroupSnapshot, errors: ErrorLo
             continue
         if v is not None and math.isfinite(v):
             gauges[key] = [float(v)]
-    base = {kind.label: group.name}
+    name = group.name
     by_name = kind.by_name
-
-    def labels_of(key: Key) -> dict[str, str]:
-        return {**base, **dict(zip(by_name[key[0]].labels, key[1], strict=True))}
-
+    row = sink.row
     for m in kind.metrics:
         if m.source == "live":
-            families[m.name].add(base, float(len(live)))
+            row(m.name, kind, name, (), float(len(live)))
         elif m.source == "created":
-            families[m.name].add(base, float(snap.created))
+            row(m.name, kind, name, (), float(snap.created))
         elif m.source == "finalized":
-            families[m.name].add(base, float(snap.finalized))
+            row(m.name, kind, name, (), float(snap.finalized))
     for key, vs in sorted(gauges.items()):
         if key in failed:  # a partial sum would be a made-up value: leave it absent
             continue
         agg = sum(vs) if by_name[key[0]].agg == "sum" else max(vs)
-        families[key[0]].add(labels_of(key), agg)
+        row(key[0], kind, name, key[1], agg)
     for key, v in sorted(counters.items()):
-        families[key[0]].add(labels_of(key), v)
+        row(key[0], kind, name, key[1], v)
     for key, hv in sorted(hists.items(), key=lambda kv: kv[0]):
-        families[key[0]].add(labels_of(key), hv)
+        row(key[0], kind, name, key[1], hv)

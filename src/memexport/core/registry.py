@@ -36,7 +36,7 @@ from memexport.core.component import (
 )
 from memexport.core.errors import ErrorLog
 from memexport.core.model import Family, Kind, known_kind
-from memexport.core.reading import GroupSnapshot, read_group
+from memexport.core.reading import FamilySink, GroupSnapshot, Sink, read_group
 
 __all__ = [
     "OVERFLOW_NAME",
@@ -310,6 +310,12 @@ class Registry:
 
     def collect(self) -> list[Family]:
         """Read every group and source once; failures are counted and skipped."""
+        sink = FamilySink()
+        self.collect_into(sink)
+        return sink.families
+
+    def collect_into(self, sink: Sink) -> None:
+        """``collect()`` into ``sink`` (the exposition writes text straight from the rows)."""
         with self._collect_lock:
             start = time.perf_counter()
             with self._lock:
@@ -322,49 +328,55 @@ class Registry:
             # Sizes no collector tick has taken yet are taken here, within this budget; the
             # rest of a name's members are estimated from those sized (no first-scrape cliff).
             self._first_reads_until = start + FIRST_READS_SECONDS
-            families = self._collect_components()
+            self._collect_components(sink)
             with self._lock:
                 sources = list(self._sources.items())
             for source_name, source in sources:
                 try:
-                    families.extend(source())
+                    families = list(source())
                 except Exception as exc:
                     self.errors.record(source_name, source_name, exc)
+                    continue
+                for fam in families:
+                    sink.family(fam)
             self.record_duration("registry", time.perf_counter() - start)
-            families.extend(self._self_families())
-            return families
+            for fam in self._self_families():
+                sink.family(fam)
 
-    def _snapshot(self) -> list[GroupSnapshot]:
-        out = []
-        with self._lock:
-            for groups in self._groups.values():
-                for group in groups.values():
-                    self._drain(group)
-                    live = []
-                    for comp in list(group.members.values()):
-                        obj = comp()
-                        if obj is None:  # died after the drain: fold it now, not next scrape
-                            group.retire(comp)
-                        else:
-                            live.append((comp, obj))
-                    out.append(GroupSnapshot(
-                        group, live, dict(group.retired), list(group.counters.items()),
-                        list(group.adders.items()), list(group.histograms.items()),
-                        group.created.value(), group.finalized))
-        return out
+    def _snapshot(self, group: Group) -> GroupSnapshot:
+        """What a collection reads of ``group``, taken under the registry lock."""
+        self._drain(group)
+        live = []
+        for comp in list(group.members.values()):
+            obj = comp()
+            if obj is None:  # died after the drain: fold it now, not next scrape
+                group.retire(comp)
+            else:
+                live.append((comp, obj))
+        return GroupSnapshot(
+            group, live, dict(group.retired), list(group.counters.items()),
+            list(group.adders.items()), list(group.histograms.items()),
+            group.created.value(), group.finalized)
 
-    def _collect_components(self) -> list[Family]:
-        families: dict[str, Family] = {}
-        for kind in self.kinds():
+    def _collect_components(self, sink: Sink) -> None:
+        kinds = self.kinds()
+        for kind in kinds:
             for m in kind.metrics:
-                families[m.name] = Family(m.name, m.type, m.help, m.unit)
+                sink.declare(m.name, m.type, m.help, m.unit)
             if kind.bytes_metric:
-                families[kind.budget_metric] = Family(
-                    kind.budget_metric, "gauge",
-                    f"Byte budget set with memexport.budget() for a {kind.name}; compare with "
-                    f"{kind.bytes_metric}.", "bytes")
-        for snap in self._snapshot():
-            self._collect_group(families, snap)
+                sink.declare(kind.budget_metric, "gauge",
+                             f"Byte budget set with memexport.budget() for a {kind.name}; "
+                             f"compare with {kind.bytes_metric}.", "bytes")
+        with self._lock:
+            groups = [g for by_name in self._groups.values() for g in by_name.values()]
+        # One group at a time: what a group's read allocates is freed before the next, so a
+        # scrape of many components leaves the cyclic GC little to do.
+        lock, errors, until = self._lock, self.errors, self._first_reads_until
+        for group in groups:
+            with lock:
+                snap = self._snapshot(group)
+            read_group(sink, snap, errors, until)
+            del snap
         with self._lock:
             budgets = dict(self._budgets)
         for key, limit in budgets.items():
@@ -372,11 +384,7 @@ class Registry:
                 continue
             kind_name, name = key
             kind = self._kinds[kind_name]
-            families[kind.budget_metric].add({kind.label: name}, limit)
-        return list(families.values())
-
-    def _collect_group(self, families: dict[str, Family], snap: GroupSnapshot) -> None:
-        read_group(families, snap, self.errors, self._first_reads_until)
+            sink.row(kind.budget_metric, kind, name, (), limit)
 
     def _self_families(self) -> list[Family]:
         overflow = Family("memexport_series_overflow_total", "counter",

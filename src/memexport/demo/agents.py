@@ -47,7 +47,7 @@ class Conversations:
     def __init__(self, leak: bool) -> None:
         self.leak = leak
         self.sessions: list[tuple[SupportManager, int]] = []
-        # A chat window whose maxlen drops messages that were never summarised.
+        # A chat window whose maxlen drops messages that were never summarised (in leak).
         self.window: deque[Any] = memexport.conversation(deque(maxlen=20), name="chat_window")
         self.lc: Any = None
         self.lc_cls: Any = None
@@ -114,6 +114,8 @@ class Conversations:
                                      "timestamp": float(tick)})
         if not self.leak:  # sessions end: their objects go, their counts stay
             self.sessions = [(m, t) for m, t in self.sessions if tick - t < SESSION_TURNS]
+        if not self.leak and tick % 3 == 0:
+            self.window.clear()  # healthy: the window is reset before its maxlen drops anything
         for i in range(5):
             self.window.append({"content": f"window {tick}.{i}"})
         if self.lc is not None:

@@ -17,7 +17,7 @@ from typing import Protocol, TextIO
 
 import memexport
 
-__all__ = ["PART_MODULES", "SCENARIOS", "Part", "run"]
+__all__ = ["ACCELERATED", "PART_MODULES", "SCENARIOS", "Part", "run"]
 
 #: Sibling modules that contribute parts; missing ones are skipped.
 PART_MODULES = ("core", "caches", "pools", "agents", "native")
@@ -27,6 +27,12 @@ SCENARIOS = {
             "agents kept alive, histories growing",
     "exhaust": "steady load, but one pool is too small and its acquires time out",
 }
+
+
+#: Set by ``run(leak_rate=...)`` before the parts load: bytes a second the ``leak`` scenario
+#: retains in its unbounded memo cache (an instrumented component), instead of the anonymous
+#: ballast, so that alerts can name the component at fault within minutes.
+ACCELERATED: dict[str, float] = {}
 
 
 class Part(Protocol):
@@ -70,14 +76,23 @@ def status_line(collector: object, server: memexport.MetricsServer, scenario: st
 
 
 def run(*, port: int, addr: str, duration: float | None, scenario: str, tick: float,
-        collector_interval: float, out: TextIO = sys.stdout) -> int:
+        collector_interval: float, out: TextIO = sys.stdout,
+        leak_rate: float | None = None, actions_token: str | None = None,
+        evidence_dir: str | None = None, actions_cooldown: float = 600.0) -> int:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}: use one of {sorted(SCENARIOS)}")
+    ACCELERATED.clear()
+    if leak_rate is not None:
+        ACCELERATED["bytes_per_second"] = leak_rate * 2**20
     server = memexport.start_http_server(port, addr, collector=False)
     # Parts first: their imports (LangGraph, SQLAlchemy) are not the app's allocations.
     parts = load_parts(scenario)
     # The demo shows everything, opt-in probes included (USS and tracemalloc cost CPU).
     collector = memexport.start_collector(collector_interval, uss=True, tracemalloc=True)
+    from memexport.demo.actions import setup as setup_actions
+
+    receiver, stop_actions = setup_actions(server, token=actions_token,
+                                           evidence_dir=evidence_dir, cooldown=actions_cooldown)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -86,6 +101,8 @@ def run(*, port: int, addr: str, duration: float | None, scenario: str, tick: fl
     tty = out.isatty()
     out.write(f"memexport demo: scenario {scenario!r} ({SCENARIOS[scenario]}); "
               f"serving {server.url}; Ctrl-C to stop\n")
+    out.write(f"memexport demo: Alertmanager webhook {receiver.url}/webhook, evidence in "
+              f"{receiver.store.directory if receiver.store else '-'}\n")
     out.flush()
     n = 0
     last_print = 0.0
@@ -109,6 +126,7 @@ def run(*, port: int, addr: str, duration: float | None, scenario: str, tick: fl
         out.write(status_line(collector, server, scenario, started) + "\n")
         out.write("memexport demo: stopped\n")
         out.flush()
+        stop_actions()
         server.close()
         memexport.stop_collector()
     return 0
@@ -129,7 +147,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="seconds between simulated work steps (default 1)")
     p.add_argument("--collector-interval", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between process-collector readings (default 5)")
+    p.add_argument("--leak-rate", type=float, default=None, metavar="MIB_PER_S",
+                   help="leak scenario: retain this many MiB a second in the unbounded memo "
+                        "cache (an accelerated leak, for alert demos)")
+    p.add_argument("--actions-token", default=None, metavar="TOKEN",
+                   help="bearer token Alertmanager's webhook must send to "
+                        "/actions/webhook (default: MEMEXPORT_ACTIONS_TOKEN, else none)")
+    p.add_argument("--evidence-dir", default=None, metavar="DIR",
+                   help="where evidence is written (default: a temporary directory)")
+    p.add_argument("--actions-cooldown", type=float, default=600.0, metavar="SECONDS",
+                   help="seconds between two runs of an action (default 600)")
     args = p.parse_args(argv)
+    if args.leak_rate is not None and args.leak_rate <= 0:
+        p.error(f"--leak-rate must be positive, got {args.leak_rate!r}")
     if args.duration is not None and args.duration <= 0:
         p.error(f"--duration must be positive, got {args.duration!r}")
     if args.tick <= 0:
@@ -137,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(port=args.port, addr=args.addr, duration=args.duration,
                    scenario=args.scenario, tick=args.tick,
-                   collector_interval=args.collector_interval)
+                   collector_interval=args.collector_interval, leak_rate=args.leak_rate,
+                   actions_token=args.actions_token, evidence_dir=args.evidence_dir,
+                   actions_cooldown=args.actions_cooldown)
     except OSError as exc:
         print(f"memexport demo: {exc}", file=sys.stderr)
         return 2

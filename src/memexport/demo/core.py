@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import memexport
-from memexport.demo.app import Part
+from memexport.demo.app import ACCELERATED, Part
 
 #: Bytes the leak scenario retains per tick (so RSS grows steadily, about 15 MiB a minute).
 LEAK_PER_TICK = 256 * 1024
@@ -16,11 +16,13 @@ class ProcessBallast:
         self.leak = leak
         self.retained: list[bytes] = []
         self.scratch: list[bytes] = []
+        # What the app's own cleanup would drop; the demo's shed action runs it.
+        self.release = memexport.cleanup(self.retained.clear, name="ballast")
 
     def step(self, tick: int) -> None:
         # Every scenario churns short-lived garbage (a GC sawtooth); leak also keeps some.
         self.scratch = [bytes(1024) for _ in range(64)]
-        if self.leak:
+        if self.leak and not ACCELERATED:  # accelerated: the memo cache leaks instead
             self.retained.append(bytes(LEAK_PER_TICK))
 
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import prometheus_client
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from memexport.exporters.prometheus import _start_collector, register_collector
+from memexport.exporters.encode import encode
+from memexport.exporters.prometheus import _start_collector, collector_for, register_collector
 from memexport.exporters.server import auth_checker, validate_auth
 
 __all__ = ["make_view"]
@@ -46,9 +46,8 @@ def make_view(
                                            content_type="text/plain; charset=utf-8")
                 denied["WWW-Authenticate"] = challenge
                 return denied
-        encoder, content_type = choose_encoder(str(request.headers.get("Accept", "")))
-        names = request.GET.getlist("name[]")
-        source = registry.restricted_registry(names) if names else registry
-        return http.HttpResponse(encoder(source), content_type=content_type)
+        body, content_type = encode(registry, str(request.headers.get("Accept", "")),
+                                    request.GET.getlist("name[]"), collector_for)
+        return http.HttpResponse(body, content_type=content_type)
 
     return metrics

@@ -28,10 +28,12 @@ from memexport.core.counters import HistogramValue
 from memexport.core.forks import after_fork_in_child
 from memexport.core.model import Family
 from memexport.core.registry import REGISTRY, Registry
+from memexport.exporters.encode import asgi_app, wsgi_app
 from memexport.exporters.server import (
     ASGIMetricsApp,
     MetricsHTTPServer,
     require_auth,
+    routed,
     tls_context,
     validate_auth,
 )
@@ -39,6 +41,7 @@ from memexport.exporters.server import (
 __all__ = [
     "MemexportCollector",
     "MetricsServer",
+    "collector_for",
     "make_asgi_app",
     "make_wsgi_app",
     "register_collector",
@@ -83,6 +86,9 @@ class MemexportCollector:
     def __init__(self, registry: Registry = REGISTRY) -> None:
         self.registry = registry
         self.scrapes = 0
+        #: Set in a thread that wrote memexport's part itself (``exporters.encode``) while
+        #: prometheus_client encodes the rest of its registry.
+        self.skip = threading.local()
 
     def describe(self) -> list[Metric]:
         # Empty: prometheus_client then skips its duplicate-name check, which would
@@ -90,6 +96,8 @@ class MemexportCollector:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        if getattr(self.skip, "active", False):
+            return
         self.scrapes += 1
         for family in self.registry.collect():
             if family.samples:
@@ -119,6 +127,15 @@ def register_collector(
             prom_registry.register(collector)
             _registered[prom_registry] = collector
         return collector
+
+
+def collector_for(prom_registry: object) -> MemexportCollector | None:
+    """memexport's collector registered in ``prom_registry``, if any."""
+    with _registered_lock:
+        try:
+            return _registered.get(prom_registry)
+        except TypeError:  # not weak-referenceable, so never registered here
+            return None
 
 
 def serves_registry(prom_registry: object) -> bool:
@@ -156,6 +173,13 @@ class MetricsServer:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self._server, self._thread))
+
+    def mount(self, app: Callable[..., Any], owns: Callable[[str], bool]) -> Callable[[], None]:
+        """Serve the paths ``owns(path)`` accepts with the WSGI ``app`` (the actions
+        receiver), on this server's TLS and connection limits; returns the undo."""
+        base = self._server.get_app()
+        self._server.set_app(routed(base, app, owns))
+        return lambda: self._server.set_app(base)
 
     def close(self) -> None:
         self._server.shutdown()
@@ -262,7 +286,7 @@ def start_http_server(
         context = tls_context(certfile, keyfile, protocol, client_cafile, client_capath,
                               client_auth_required, tls_min_version, tls_max_version)
     ours = register_collector(registry)
-    app: Any = prometheus_client.make_wsgi_app(registry)
+    app: Any = wsgi_app(registry, collector_for)
     if basic_auth is not None or bearer_token is not None:
         app = require_auth(app, basic_auth, bearer_token)
     try:
@@ -324,7 +348,7 @@ def make_wsgi_app(
     register_collector(registry)
     if collector:
         _start_collector(collector_interval)
-    app: Callable[..., Any] = prometheus_client.make_wsgi_app(registry)
+    app: Callable[..., Any] = wsgi_app(registry, collector_for)
     if basic_auth is not None or bearer_token is not None:
         app = require_auth(app, basic_auth, bearer_token)
     return app
@@ -346,4 +370,4 @@ def make_asgi_app(
     register_collector(registry)
     if collector:
         _start_collector(collector_interval)
-    return ASGIMetricsApp(prometheus_client.make_asgi_app(registry), basic_auth, bearer_token)
+    return ASGIMetricsApp(asgi_app(registry, collector_for), basic_auth, bearer_token)

@@ -40,6 +40,7 @@ __all__ = [
     "MetricsHTTPServer",
     "auth_checker",
     "require_auth",
+    "routed",
     "tls_context",
     "validate_auth",
 ]
@@ -354,6 +355,18 @@ def require_auth(app: WSGIApp, basic_auth: tuple[str, str] | None,
         return [_DENIED]
 
     return auth_app
+
+
+def routed(base: WSGIApp, app: WSGIApp, owns: Callable[[str], bool]) -> WSGIApp:
+    """A WSGI app sending the requests whose path ``owns`` accepts to ``app``, the others to
+    ``base`` (the actions receiver beside ``/metrics``, each with its own credentials)."""
+
+    def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if owns(str(environ.get("PATH_INFO", ""))):
+            return app(environ, start_response)
+        return base(environ, start_response)
+
+    return route
 
 
 class ASGIMetricsApp:

@@ -44,6 +44,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "llama_index": ("memexport.integrations.llamaindex",),
     "pydantic_ai": ("memexport.integrations.pydantic_ai",),
     "mem0": ("memexport.integrations.mem0",),
+    "crewai": ("memexport.integrations.crewai",),
     "httpx": ("memexport.integrations.httpx",),
     "httpx2": ("memexport.integrations.httpx",),
     "yaml": ("memexport.integrations.yaml",),

@@ -23,14 +23,13 @@ text for unrecognised objects, and ``uninstrument``. Adapters for third-party li
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 from memexport.core import forks
 from memexport.core.checks import shown, validate_name
-from memexport.core.errors import raised_at
+from memexport.core.errors import raised_at, raised_by_memexport
 from memexport.core.model import Kind
 from memexport.core.registry import Component, Group, Index, Profile, Registry, SizeSpec
 from memexport.instrument import adapters, patching
@@ -86,6 +85,9 @@ class Shape:
     #: options) alone: then they are worked out once per type, and instrumenting another
     #: object of it costs its registration only. Shapes reading the instance say False.
     by_type: ClassVar[bool] = True
+    #: A tracked shape whose new object is a view sharing the original's state (a queue):
+    #: it keeps the original (``_me_origin``), is found by it, and ``uninstrument`` gives it.
+    view: ClassVar[bool] = False
 
     def matches(self, obj: Any, opts: Any) -> bool:
         """Whether this shape handles ``obj`` (explicit options included)."""
@@ -271,6 +273,10 @@ class KindSpec:
             comp = object.__getattribute__(obj, "_self_component")
             if comp is None or comp.group.kind is not self.kind:
                 return None  # a proxy of another kind
+        elif comp is None and hasattr(type(obj), "__memexport_tracked__"):
+            comp = getattr(obj, "_me_component", None)  # a view, found by its original
+            if comp is None or comp.group.kind is not self.kind:
+                return None
         return comp
 
     def instrument(self, obj: Any, name: Any, registry: Registry, opts: Any) -> Any:
@@ -301,7 +307,7 @@ class KindSpec:
             except adapters.AdapterLoading:
                 raise
             except Exception as exc:
-                if _raised_by_memexport(exc):  # a refusal of ours, with its own message
+                if raised_by_memexport(exc):  # a refusal of ours, with its own message
                     raise
                 # The object's own code failed while it was read: its message may quote
                 # the app's data, so only its type and where it was raised are shown.
@@ -318,7 +324,7 @@ class KindSpec:
             cls = derived_class(handles.classes, (id(shape), variant, opts),
                                 shape.base(obj), lambda: shape.methods(handles, obj, opts))
             target = shape.build(cls, obj, opts)
-            key = id(obj) if style == "proxy" else id(target)
+            key = id(obj) if style == "proxy" or shape.view else id(target)
             comp = registry.register(target, self.kind, group, profile, index=self.index,
                                      key=key)
             setattr(target, "_self_component" if style == "proxy" else "_me_component", comp)
@@ -423,6 +429,12 @@ class KindSpec:
         if obj is not None and hasattr(type(obj), "__memexport_tracked__"):
             detached = type(obj).__mro__[1]  # the tracked base: a plain builtin subclass
             object.__setattr__(obj, "__class__", detached)
+            object.__setattr__(obj, "_me_component", None)
+            original = getattr(obj, "_me_origin", None)  # a view sharing an object's state
+            if original is not None:  # what the view changed (counts, flags) goes back
+                vars(original).update(
+                    {k: v for k, v in vars(obj).items() if not k.startswith("_me_")})
+                return original
         return obj if obj is not None else target
 
     def _uninstrument_class(self, cls: type) -> type:
@@ -476,20 +488,6 @@ def _plain_base(cls: type) -> type:
         if vars(klass).get("__memexport_base__"):
             return klass
     return cls
-
-
-_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def _raised_by_memexport(exc: BaseException) -> bool:
-    """Whether the innermost Python frame of ``exc`` is memexport's (or code it generated)."""
-    tb = exc.__traceback__
-    if tb is None:
-        return True
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    filename = tb.tb_frame.f_code.co_filename
-    return filename.startswith((_OWN_DIR, "<memexport"))
 
 
 def _is_proxy(obj: Any) -> bool:

@@ -278,17 +278,20 @@ def call_functions(names: Mapping[str, Any], acquire: Callable[..., Any],
                    release: Callable[..., Any], *, acquire_name: str = "acquire",
                    release_name: str = "release", is_async: bool = False,
                    target: str = "self.__wrapped__", held: str = "self._self_held",
-                   params: str = "*args, **kwargs") -> dict[str, Any]:
+                   params: str = "*args, **kwargs", args: str | None = None
+                   ) -> dict[str, Any]:
     """Timed ``acquire``/``release`` functions for a pool handing out resources by value.
 
     ``target`` reaches the pool (a proxy's wrapped pool, or ``self``); ``held`` is the
     pool's dict of resources out, or None for a pool not tracked (called through untimed).
-    ``acquire``/``release`` are the pool's own, called as ``fn(pool, ...)``.
+    ``acquire``/``release`` are the pool's own, called as ``fn(pool, ...)``; ``params`` are
+    the acquire's parameters, ``args`` how they are passed on (``params`` by default).
     """
-    call = f"{'await ' if is_async else ''}_acquire({target}, {params})"
+    args = params if args is None else args
+    call = f"{'await ' if is_async else ''}_acquire({target}, {args})"
     source = _CALL.format(
         acquire_name=acquire_name, release_name=release_name, params=params,
-        args=params, target=target, held=held,
+        args=args, target=target, held=held,
         timed=_timed(call, "held[id(resource)] = t", is_async),
         release=_release("id(resource)", indent=4))
     if is_async:

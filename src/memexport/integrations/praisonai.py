@@ -260,6 +260,7 @@ class AgentStoreShape(StoreShape):
     """A PraisonAI ``Agent``: its lifecycle, and its ``FileMemory`` stores when it has one."""
 
     label = "a PraisonAI Agent"
+    by_type = False  # its variant reads the instance: with or without a FileMemory
 
     def matches(self, obj: Any, opts: AgentOptions) -> bool:
         return not opts.explicit and is_agent(obj)

@@ -35,7 +35,8 @@ from typing import Any, TypeVar, overload
 from memexport.core.registry import REGISTRY, Component, Registry
 from memexport.instrument.kind import NOT_GIVEN, ClassPlan, KindSpec, Shape, replacing
 from memexport.instrument.proxy import proxy_base
-from memexport.kinds.pool.shapes import ContextShape, ExecutorShape, QueueShape
+from memexport.kinds.pool.queues import QueueShape, TrackedQueueShape
+from memexport.kinds.pool.shapes import ContextShape, ExecutorShape
 from memexport.kinds.pool.table import EVENTS, EXHAUSTED, KIND, PoolOptions, PoolState, options
 
 __all__ = ["EVENTS", "EXHAUSTED", "KIND", "SPEC", "PoolOptions", "PoolProxy", "pool"]
@@ -62,7 +63,8 @@ class PoolSpec(KindSpec):
         comp.state = PoolState()
 
 
-SPEC = PoolSpec(KIND, EVENTS, (ExecutorShape(), QueueShape(), ContextShape()), what="pool",
+SPEC = PoolSpec(KIND, EVENTS,
+                (ExecutorShape(), TrackedQueueShape(), QueueShape(), ContextShape()), what="pool",
                 hint="pass acquire= and release= naming its methods (see memexport.pool)")
 
 

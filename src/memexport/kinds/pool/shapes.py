@@ -52,7 +52,7 @@ from memexport.kinds.pool.table import (
     asyncio_loaded,
 )
 
-__all__ = ["ContextShape", "ExecutorShape", "How", "QueueShape", "how_of", "pool_readers",
+__all__ = ["ContextShape", "ExecutorShape", "How", "how_of", "is_async_queue", "pool_readers",
            "proxy_state"]
 
 #: Attribute names read, when nothing else says, as the pool's idle store / capacity / size.
@@ -66,7 +66,7 @@ _new = object.__new__
 Reader = Callable[[Any], Any]
 
 
-def _is_async_queue(obj: Any) -> bool:
+def is_async_queue(obj: Any) -> bool:
     aio = asyncio_loaded()
     return aio is not None and isinstance(obj, aio.Queue)
 
@@ -84,7 +84,7 @@ def _store_reader(obj: Any) -> Reader | None:
             continue
         if isinstance(store, queue.Queue):  # not qsize(): it takes the queue's lock
             return len_of(attrgetter(f"{attr}.queue"))
-        if _is_async_queue(store):
+        if is_async_queue(store):
             return len_of(attrgetter(f"{attr}._queue"))
         if isinstance(store, list | deque | set | frozenset | tuple):
             return len_of(attrgetter(attr))
@@ -299,81 +299,6 @@ class ContextShape(Shape):
             state_of, idle=opts.idle or _store_reader(obj), in_use=opts.in_use,
             max_size=opts.max_size or _number_reader(obj, MAX_ATTRS),
             size=opts.size or _number_reader(obj, SIZE_ATTRS))
-        return Profile(kind, readers, pulled)
-
-
-# -- queues -------------------------------------------------------------------------------------
-
-_QUEUE_PUT = '''
-{def_} {name}(self, item, *args, **kwargs):
-    {aw}_put(self.__wrapped__, item, *args, **kwargs)
-    start = self._self_state.held.pop(id(item), None)
-    if start is None:
-        _created()
-    else:
-        _use_add(_clock() - start)
-'''
-
-
-class QueueShape(Shape):
-    """``queue.Queue`` / ``asyncio.Queue`` of resources: ``get`` acquires, ``put`` releases."""
-
-    style = "proxy"
-    label = "a queue"
-    by_type = False  # bounded or not is per queue
-
-    def matches(self, obj: Any, opts: PoolOptions) -> bool:
-        return not opts.methods_given and (isinstance(obj, queue.Queue) or _is_async_queue(obj))
-
-    def check(self, obj: Any, opts: PoolOptions) -> None:
-        if opts.size is not None:
-            raise ValueError("size= is not read for a queue: resources put into it that were "
-                             "never handed out are counted as created")
-
-    def variant(self, obj: Any, opts: PoolOptions) -> Any:
-        return (type(obj), obj.maxsize > 0, opts)
-
-    def base(self, obj: Any) -> type:
-        return proxy_base("pool", ("_self_state",), context=True)
-
-    def build(self, cls: type, obj: Any, opts: PoolOptions) -> Any:
-        proxy = cls(obj)
-        proxy._self_state = PoolState()
-        return proxy
-
-    def methods(self, handles: Any, obj: Any, opts: PoolOptions) -> dict[str, Any]:
-        cls = type(obj)
-        is_async = _is_async_queue(obj)
-        names = {**handle_names(handles, handles.failer(opts.exhausted)),
-                 "_created": handles.group.counter(CREATED).inc}
-        handles.group.counter(DESTROYED)  # exported at 0: a queue never closes a resource
-        out: dict[str, Any] = {}
-        out.update(call_functions(names, cls.get, cls.put, acquire_name="get",
-                                  release_name="_mx_unused", is_async=is_async,
-                                  held="self._self_state.held"))
-        out.update(call_functions(names, cls.get_nowait, cls.put_nowait,
-                                  acquire_name="get_nowait", release_name="_mx_unused",
-                                  held="self._self_state.held"))
-        for name, fn, aw in (("put", cls.put, "await " if is_async else ""),
-                             ("put_nowait", cls.put_nowait, "")):
-            out.update(compile_functions(_QUEUE_PUT, {**names, "_put": fn}, name=name, aw=aw,
-                                         def_="async def" if aw else "def"))
-        out.pop("_mx_unused", None)
-        return out
-
-    def wired(self, target: Any, obj: Any, comp: Any, handles: Any, opts: Any) -> None:
-        """Resources put in the queue before it was wrapped were created too."""
-        inc = handles.group.counter(CREATED).inc
-        items = getattr(obj, "_queue" if _is_async_queue(obj) else "queue")
-        for _ in range(len(items)):
-            inc()
-
-    def profile(self, obj: Any, opts: PoolOptions, kind: Kind) -> Profile:
-        is_async = _is_async_queue(obj)
-        idle: Reader = (lambda q: len(q._queue)) if is_async else (lambda q: len(q.queue))
-        readers, pulled = pool_readers(
-            proxy_state, idle=opts.idle or idle, in_use=opts.in_use,
-            max_size=opts.max_size or ((lambda q: q.maxsize) if obj.maxsize > 0 else None))
         return Profile(kind, readers, pulled)
 
 
