@@ -4,12 +4,22 @@ them also run against an older memexport (the before/after table of docs/perform
 from __future__ import annotations
 
 import importlib
+import io
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import memexport
 
-__all__ = ["exposition", "guide", "new_registry", "process_collector", "prometheus_registry",
-           "seconds_buckets", "settle_sizes"]
+__all__ = ["call_app", "exposition", "guide", "metrics_app", "new_registry", "process_collector",
+           "prometheus_registry", "seconds_buckets", "settle_sizes"]
+
+#: The Accept header of the Prometheus server installed here (2.42, captured from a scrape):
+#: OpenMetrics 1.0.0 first.
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+_apps: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
 
 
 def new_registry(max_names_per_kind: int = 1000) -> Any:
@@ -37,11 +47,43 @@ def prometheus_registry(registry: Any) -> Any:
     return prom
 
 
-def exposition(prom: Any) -> str:
-    """One scrape of a prometheus_client registry, as text."""
-    from prometheus_client import generate_latest
+def metrics_app(prom: Any) -> Callable[..., Any]:
+    """memexport's ``/metrics`` WSGI app for ``prom`` (what its HTTP server serves), with no
+    collector thread started."""
+    try:
+        app: Callable[..., Any] = memexport.make_wsgi_app(prom, collector=False)
+    except TypeError:  # older versions: no collector= argument
+        app = memexport.make_wsgi_app(prom)
+    return app
 
-    return str(generate_latest(prom).decode())
+
+def call_app(app: Callable[..., Any], accept: str = "") -> bytes:
+    """The body ``app`` answers a ``GET /metrics`` with (``accept``: the Accept header; empty
+    as from curl, which gets text 0.0.4)."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "QUERY_STRING": "",
+        "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http"}
+    if accept:
+        environ["HTTP_ACCEPT"] = accept
+    status: list[str] = []
+
+    def start_response(s: str, _headers: Any, _exc: Any = None) -> None:
+        status.append(s)
+
+    body = b"".join(app(environ, start_response))
+    if not status or not status[0].startswith("200"):
+        raise RuntimeError(f"/metrics answered {status[:1]}")
+    return body
+
+
+def exposition(prom: Any, accept: str = "") -> str:
+    """One scrape of a prometheus_client registry serving memexport's, through memexport's
+    ``/metrics`` app (the serving path), as text."""
+    app = _apps.get(prom)
+    if app is None:
+        app = _apps[prom] = metrics_app(prom)
+    return call_app(app, accept).decode()
 
 
 def process_collector(registry: Any, **options: Any) -> Any:

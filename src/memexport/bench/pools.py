@@ -6,6 +6,11 @@ the prometheus_client instrumentation a user would write inline (``Histogram.obs
 the wait and the hold, ``Gauge.inc``/``dec`` for the resources in use). Targets: the guide's
 ``ResourcePool`` and ``queue.Queue`` at most 1.25x bare (issue 12); derived per operation,
 memexport's overhead at most 1/3 of the prometheus_client-inline variant's (issue 4).
+
+A ``queue.Queue`` comes back from ``memexport.pool`` as a tracked queue (a per-name subclass
+instance sharing the original's lock, conditions and items: ``get``/``put`` are the queue's own
+code plus the bookkeeping, no proxy), so its case times ``get``/``put`` on the returned object;
+an ``asyncio`` queue pool keeps a proxy.
 """
 
 from __future__ import annotations
@@ -136,7 +141,7 @@ def _queue_cases() -> list[Entry]:
         return q
 
     bare = filled()
-    ours = memexport.pool(filled(), name="bench_queue", registry=reg)
+    ours = memexport.pool(filled(), name="bench_queue", registry=reg)  # a tracked queue
     theirs = filled()
     wait, use, inc, dec = _prom("bench_queue")
     clock = time.perf_counter

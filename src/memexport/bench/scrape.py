@@ -1,16 +1,21 @@
-"""Scrapes on equal output: memexport against prometheus_client rendering the same lines, at
-100, 1,000 and 10,000 components (100 and 1,000 with --quick); the per-series slope; the
-first scrape against the steady state, also at 10,000 sessions of one name.
+"""Scrapes on equal output, through the serving path: what ``/metrics`` does (memexport's
+``make_wsgi_app``, the app its HTTP server runs: ``exporters.encode``) against prometheus_client
+serving the same families through a custom collector and ``generate_latest``, at 100, 1,000
+and 10,000 components (100 and 1,000 with --quick); the per-series slope; the first scrape
+against the steady state, also at 10,000 sessions of one name.
 
 Each side runs in processes of its own (``scrapeworker``), alternating, so that the cyclic
-GC of a scrape walks that side's heap only: the caches of the app, and memexport's
-components or prometheus_client's label children. The prometheus_client side is built from
-the memexport side's exposition (same names, labels, values; ``_created`` disabled); the
-note gives both line counts and whether the sample lines match. Figures: medians over all
-scrapes of a side with the GC on (the target) and off. Targets (issue 12): at most 1.25x
-prometheus_client with the GC on at every size; the first scrape not a cliff, taken as at
-most 50 ms over the steady-state median of the same process (first reads of sizes are
-time-boxed to 20 ms; Prometheus' default scrape timeout is 10 s).
+GC of a scrape walks that side's heap only. The prometheus_client side's collector yields
+the families of the memexport side's exposition (same names, help, units, labels, values; no
+``_created``); the note says whether the outputs are equal byte for byte (they are, but for
+the value of memexport's own scrape duration, which changes at every scrape) and gives both
+line counts. Formats: text 0.0.4 (no Accept header, as curl; GC on and off), OpenMetrics as
+the installed Prometheus asks for it, OpenMetrics with ``escaping=allow-utf-8``, and a
+``GET /metrics`` over loopback to each side's HTTP server (process CPU time). Targets (issue
+12): at most 1.25x prometheus_client with the GC on at every size, text 0.0.4 and OpenMetrics;
+the first scrape not a cliff, taken as at most 50 ms over the steady-state median of the same
+process (first reads of sizes are time-boxed to 20 ms; Prometheus' default scrape timeout is
+10 s).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 
 from memexport.bench.model import Derived, Entry, Measure, Result, delta_at_most, ratio_at_most
 
-__all__ = ["cases", "sample_keys"]
+__all__ = ["cases", "same_output", "sample_keys"]
 
 SCRAPE = ratio_at_most(1.25)
 NO_CLIFF = delta_at_most(50e6)
@@ -38,6 +43,25 @@ def sample_keys(text: str) -> list[str]:
                   if line and not line.startswith("#"))
 
 
+#: memexport's own duration of the previous registry read: its value differs at every scrape.
+VOLATILE = 'memexport_collector_duration_seconds{collector="registry"}'
+
+
+def same_output(ours: str, theirs: str) -> str:
+    """How equal two expositions are: byte for byte, byte for byte but the ``VOLATILE``
+    value, the same sample lines (names and labels), or not."""
+    if ours == theirs:
+        return "same sample lines, byte for byte"
+    a, b = ours.splitlines(), theirs.splitlines()
+    if len(a) == len(b):
+        diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+        if all(x.startswith(VOLATILE + " ") and y.startswith(VOLATILE + " ") for x, y in diff):
+            return "same sample lines, byte for byte but memexport's own last read time"
+    if sample_keys(ours) == sample_keys(theirs):
+        return "same sample lines, values differ"
+    return "SAMPLE LINES DIFFER"
+
+
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     res = subprocess.run([sys.executable, "-m", "memexport.bench.scrapeworker",
                           json.dumps(spec)], capture_output=True, text=True, timeout=600,
@@ -47,7 +71,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"scrape worker {spec['side']} failed: {tail[0][:200]}")
     out: dict[str, Any] = json.loads(res.stdout)
     with open(spec["out"], encoding="utf-8") as f:
-        out["text"] = f.read()
+        out["bodies"] = json.load(f)
+    out["text"] = out["bodies"]["text"]
     return out
 
 
@@ -62,7 +87,7 @@ class Sides:
         if self._runs is None:
             runs: dict[str, list[dict[str, Any]]] = {"memexport": [], "prometheus_client": []}
             with tempfile.TemporaryDirectory(prefix="memexport-bench-") as tmp:
-                ours = os.path.join(tmp, "memexport.txt")  # the lines the mirror renders
+                ours = os.path.join(tmp, "memexport.json")  # the families the mirror yields
                 pair = ("memexport", "prometheus_client")
                 for i in range(self.procs):  # M P, P M, M P, ...: memexport goes first
                     for side in pair if i % 2 == 0 else pair[::-1]:
@@ -71,7 +96,7 @@ class Sides:
                         run = _worker(spec)
                         if not os.path.exists(ours):
                             with open(ours, "w", encoding="utf-8") as f:
-                                f.write(run["text"])
+                                json.dump(run["bodies"], f)
                         runs[side].append(run)
             self._runs = runs
         return self._runs
@@ -85,33 +110,42 @@ class Sides:
     def series(self, side: str) -> int:
         return len(sample_keys(self.runs()[side][0]["text"]))
 
-    def note(self) -> str:
-        ours = self.runs()["memexport"][0]
-        theirs = self.runs()["prometheus_client"][0]
-        same = sample_keys(ours["text"]) == sample_keys(theirs["text"])
-        return (f"{ours['what']}; lines {len(ours['text'].splitlines()):,} vs "
-                f"{len(theirs['text'].splitlines()):,}, samples {self.series('memexport'):,} "
-                f"vs {self.series('prometheus_client'):,}, "
-                f"{'same sample lines' if same else 'SAMPLE LINES DIFFER'}; "
+    def note(self, fmt: str = "text") -> str:
+        ours = self.runs()["memexport"][0]["bodies"][fmt]
+        theirs = self.runs()["prometheus_client"][0]["bodies"][fmt]
+        return (f"{self.runs()['memexport'][0]['what']}; lines {len(ours.splitlines()):,} vs "
+                f"{len(theirs.splitlines()):,}, samples {len(sample_keys(ours)):,} "
+                f"vs {len(sample_keys(theirs)):,}, {same_output(ours, theirs)}; "
                 f"{self.procs} processes x {self.rounds} scrapes per side")
+
+
+#: (result key, row label, target): text 0.0.4 GC on and off, the other formats GC on.
+VARIANTS = (
+    ("gc_on", "text", "(GC on)", SCRAPE),
+    ("gc_off", "text", "(GC off)", None),
+    ("openmetrics", "openmetrics", "OpenMetrics as Prometheus asks (GC on)", SCRAPE),
+    ("utf8", "utf8", "OpenMetrics escaping=allow-utf-8 (GC on)", None),
+    ("http", "http", "HTTP GET /metrics, process CPU (GC on)", None),
+)
 
 
 def _size_entries(s: Sides) -> list[Entry]:
     n = f"{s.n:,}"
     out: list[Entry] = []
-    for gc_on, key in ((True, "gc_on"), (False, "gc_off")):
-        tag = "GC on" if gc_on else "GC off"
-        base = f"scrape: prometheus_client, same lines as {n} caches ({tag})"
+    for key, fmt, tag, target in VARIANTS:
+        label = tag if fmt == "text" else f", {tag}"
+        sep = " " if fmt == "text" else ""
+        base = f"scrape: prometheus_client, same lines as {n} caches{sep}{label}"
 
         def theirs(key: str = key) -> tuple[float, str]:
             return s.median("prometheus_client", key), ""
 
-        def ours(key: str = key) -> tuple[float, str]:
-            return s.median("memexport", key), s.note()
+        def ours(key: str = key, fmt: str = fmt) -> tuple[float, str]:
+            return s.median("memexport", key), s.note(fmt)
 
         out.append(Measure(base, theirs, "ns"))
-        out.append(Measure(f"scrape: memexport, {n} caches ({tag})", ours, "ns",
-                           SCRAPE if gc_on else None, baseline=base))
+        out.append(Measure(f"scrape: memexport, {n} caches{sep}{label}", ours, "ns", target,
+                           baseline=base))
     first_base = f"scrape: memexport, {n} caches (GC on)"
 
     def first() -> tuple[float, str]:
