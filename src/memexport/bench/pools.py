@@ -3,9 +3,14 @@
 Each pool is timed three ways in the same run: bare, through ``memexport.pool`` (which
 includes folding its raw durations every 4,096 acquires, in the acquiring thread), and with
 the prometheus_client instrumentation a user would write inline (``Histogram.observe`` for
-the wait and the hold, ``Gauge.inc``/``dec`` for the resources in use). Targets (issue 4):
-memexport adds at most 10 % to the guide's pool, and at least 3x less than the inline
-prometheus_client variant adds.
+the wait and the hold, ``Gauge.inc``/``dec`` for the resources in use). Targets: the guide's
+``ResourcePool`` and ``queue.Queue`` at most 1.25x bare (issue 12); derived per operation,
+memexport's overhead at most 1/3 of the prometheus_client-inline variant's (issue 4).
+
+A ``queue.Queue`` comes back from ``memexport.pool`` as a tracked queue (a per-name subclass
+instance sharing the original's lock, conditions and items: ``get``/``put`` are the queue's own
+code plus the bookkeeping, no proxy), so its case times ``get``/``put`` on the returned object;
+an ``asyncio`` queue pool keeps a proxy.
 """
 
 from __future__ import annotations
@@ -13,62 +18,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from queue import Empty, Queue
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 
-from memexport.bench import Case
-from memexport.core.counters import DEFAULT_SECONDS_BUCKETS
-from memexport.core.registry import Registry
-from memexport.kinds.pool import pool
+import memexport
+from memexport.bench import compat
+from memexport.bench.model import Case, Derived, Entry, Result, at_most, ratio_at_most
 
-TARGET_GUIDE = "<= 1.10x; overhead <= 1/3 of prometheus_client inline"
-TARGET_OTHER = "overhead <= 1/3 of prometheus_client inline"
+#: The guide's pool, under the name the demo imports it by (memexport.demo.pools).
+GuideStylePool = compat.guide().ResourcePool
+
+POOL = ratio_at_most(1.25)
+VS_PROM = at_most(1 / 3, "x")
 
 
-class GuideStylePool:
-    """A user's pool like the guide's ``ResourcePool`` (same acquire/release logic, copied so
-    the package does not depend on the guide at run time)."""
+def _vs_prom(prefix: str, base: str) -> Derived:
+    ours, theirs = f"{prefix}, memexport.pool", f"{prefix}, prometheus_client inline"
 
-    def __init__(self, factory: Callable[[], Any], max_size: int = 10,
-                 cleanup_func: Callable[[Any], None] | None = None) -> None:
-        self.factory = factory
-        self.max_size = max_size
-        self.cleanup_func = cleanup_func
-        self.pool: Queue[Any] = Queue(maxsize=max_size)
-        self.size = 0
-        self.lock = threading.Lock()
+    def share(r: Mapping[str, Result]) -> float:
+        b = r[base].value
+        return (r[ours].value - b) / max(r[theirs].value - b, 1e-9)
 
-    @contextlib.contextmanager
-    def acquire(self, timeout: float = 30) -> Iterator[Any]:
-        """Acquire a resource from the pool"""
-        resource = None
-        try:
-            try:
-                resource = self.pool.get(timeout=timeout)
-            except Empty:
-                with self.lock:
-                    if self.size < self.max_size:
-                        resource = self.factory()
-                        self.size += 1
-                    else:
-                        raise TimeoutError("Resource pool exhausted")  # noqa: B904 (as in the guide)
-            yield resource
-        finally:
-            if resource is not None:
-                try:
-                    self.pool.put_nowait(resource)
-                except BaseException:  # the guide's bare ``except:``
-                    if self.cleanup_func:
-                        self.cleanup_func(resource)
-                    with self.lock:
-                        self.size -= 1
+    return Derived(f"{prefix}, memexport's overhead / prometheus_client inline's",
+                   (base, ours, theirs), share, "x", VS_PROM)
 
 
 class AsyncQueuePool:
@@ -98,24 +75,26 @@ def _prom(name: str) -> tuple[Callable[[float], None], Callable[[float], None],
     """prometheus_client handles as a user would pre-bind them: (wait, use, inc, dec)."""
     reg = CollectorRegistry()
     wait = PromHistogram("bench_pool_wait_seconds", "Wait.", ["pool"], registry=reg,
-                         buckets=DEFAULT_SECONDS_BUCKETS).labels(name)
+                         buckets=compat.seconds_buckets()).labels(name)
     use = PromHistogram("bench_pool_use_seconds", "Use.", ["pool"], registry=reg,
-                        buckets=DEFAULT_SECONDS_BUCKETS).labels(name)
+                        buckets=compat.seconds_buckets()).labels(name)
     in_use = PromGauge("bench_pool_in_use", "In use.", ["pool"], registry=reg).labels(name)
     return wait.observe, use.observe, in_use.inc, in_use.dec
 
 
-def _guide_cases() -> list[Case]:
-    reg = Registry()
+def _guide_cases() -> list[Entry]:
+    reg = compat.new_registry()
 
     def warm(p: Any) -> Any:
         with p.acquire(timeout=0.001):
             pass
         return p
 
-    bare = warm(GuideStylePool(object, max_size=4))
-    ours = warm(pool(GuideStylePool(object, max_size=4), name="bench_guide", registry=reg))
-    theirs = warm(GuideStylePool(object, max_size=4))
+    resource_pool = compat.guide().ResourcePool
+    bare = warm(resource_pool(object, max_size=4))
+    ours = warm(memexport.pool(resource_pool(object, max_size=4), name="bench_guide",
+                               registry=reg))
+    theirs = warm(resource_pool(object, max_size=4))
     wait, use, inc, dec = _prom("bench_guide")
     clock = time.perf_counter
 
@@ -143,16 +122,17 @@ def _guide_cases() -> list[Case]:
                 use(clock() - t1)
 
     run_ours.keep = (reg, ours)  # type: ignore[attr-defined]
-    base = "pool: guide-style ResourcePool acquire+release"
+    base = "pool: guide ResourcePool acquire+release"
     return [
         Case(base, run_bare),
-        Case("pool: guide-style, memexport.pool", run_ours, base, TARGET_GUIDE),
-        Case("pool: guide-style, prometheus_client inline", run_theirs, base),
+        Case("pool: guide ResourcePool, memexport.pool", run_ours, base, POOL),
+        Case("pool: guide ResourcePool, prometheus_client inline", run_theirs, base),
+        _vs_prom("pool: guide ResourcePool", base),
     ]
 
 
-def _queue_cases() -> list[Case]:
-    reg = Registry()
+def _queue_cases() -> list[Entry]:
+    reg = compat.new_registry()
 
     def filled() -> queue.Queue[Any]:
         q: queue.Queue[Any] = queue.Queue(maxsize=4)
@@ -161,7 +141,7 @@ def _queue_cases() -> list[Case]:
         return q
 
     bare = filled()
-    ours = pool(filled(), name="bench_queue", registry=reg)
+    ours = memexport.pool(filled(), name="bench_queue", registry=reg)  # a tracked queue
     theirs = filled()
     wait, use, inc, dec = _prom("bench_queue")
     clock = time.perf_counter
@@ -192,19 +172,20 @@ def _queue_cases() -> list[Case]:
     base = "pool: queue.Queue get+put"
     return [
         Case(base, run_bare),
-        Case("pool: queue.Queue, memexport.pool", run_ours, base, TARGET_OTHER),
+        Case("pool: queue.Queue, memexport.pool", run_ours, base, POOL),
         Case("pool: queue.Queue, prometheus_client inline", run_theirs, base),
+        _vs_prom("pool: queue.Queue", base),
     ]
 
 
-def _asyncio_cases() -> list[Case]:
-    reg = Registry()
+def _asyncio_cases() -> list[Entry]:
+    reg = compat.new_registry()
     loop = asyncio.new_event_loop()
 
     async def make(instrument: bool) -> Any:
         p: Any = AsyncQueuePool(object, max_size=4)
         if instrument:
-            p = pool(p, name="bench_asyncio", registry=reg)
+            p = memexport.pool(p, name="bench_asyncio", registry=reg)
         async with p.acquire(timeout=1):
             pass
         return p
@@ -245,10 +226,11 @@ def _asyncio_cases() -> list[Case]:
     base = "pool: asyncio pool async acquire+release"
     return [
         Case(base, run_bare),
-        Case("pool: asyncio pool, memexport.pool", run_ours, base, TARGET_OTHER),
+        Case("pool: asyncio pool, memexport.pool", run_ours, base),
         Case("pool: asyncio pool, prometheus_client inline", run_theirs, base),
+        _vs_prom("pool: asyncio pool", base),
     ]
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool) -> list[Entry]:
     return _guide_cases() + _queue_cases() + _asyncio_cases()
