@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,17 @@ def test_workers_merge_by_kind_semantics(mpdir):
     errors = {dict(k)["pid"] for (name, k) in s if name == "memexport_collector_duration_seconds"}
     assert errors == {str(p) for p in pids}
     assert s[("python_gc_collections_total", (("generation", "0"),))] > 0
+
+
+def test_a_file_a_worker_is_still_creating_does_not_fail_the_scrape(mpdir):
+    """prometheus_client makes a worker's value file, then sizes it: a scrape in between (or
+    after the worker was killed in between) found a 0-byte file and failed whole with a 500
+    (client_python#1199, seen here as a flaky uvicorn e2e). It is left out of the merge."""
+    in_child(functools.partial(worker, 2))
+    (mpdir / "counter_999999.db").write_bytes(b"")
+    (mpdir / "gauge_livesum_999999.db").write_bytes(b"\0\0")
+    s = merged(mpdir)
+    assert s[("memexport_gizmo_requests_total", (("gizmo", "g"), ("result", "hit")))] == 4
 
 
 def test_dead_worker_keeps_its_counts_and_loses_its_gauges(mpdir):
@@ -368,7 +380,10 @@ def test_uvicorn_workers_share_one_metrics_endpoint(tmp_path):
             puts = s.get(("memexport_cache_puts_total", (("cache", "request_scratch"),)))
             return s if live == pids and puts == 110 else None
 
-        s = wait_for(complete, 30, "both uvicorn workers' metrics in one /metrics")
+        try:
+            s = wait_for(complete, 30, "both uvicorn workers' metrics in one /metrics")
+        except urllib.error.HTTPError as exc:  # a failed scrape: say what the worker logged
+            raise AssertionError(f"/metrics answered {exc.code}:\n{server.close()}") from None
         assert s[("memexport_cache_items", (("cache", "responses"),))] >= 7
     finally:
         out = server.close()

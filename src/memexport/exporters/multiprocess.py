@@ -333,9 +333,29 @@ def _refresh() -> None:
         REGISTRY.errors.record(COLLECTOR, "cleanup_dead_workers", exc)
 
 
+#: A value file shorter than its header: a worker is creating it (prometheus_client makes the
+#: file, then sizes it), or was killed doing so. prometheus_client's merge fails on one
+#: (client_python#1199), taking every worker's metrics down with a 500.
+_HEADER_BYTES = 8
+
+
+class _MergingCollector(MultiProcessCollector):
+    """``MultiProcessCollector`` leaving out value files not yet sized by their worker."""
+
+    def collect(self) -> Any:
+        files = []
+        for f in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(f) >= _HEADER_BYTES:
+                    files.append(f)
+            except OSError:  # removed since the listing (a dead worker's live gauges)
+                continue
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+
+
 def _merged_registry(path: str | None) -> CollectorRegistry:
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path or multiproc_dir())  # type: ignore[no-untyped-call]
+    _MergingCollector(registry, path or multiproc_dir())  # type: ignore[no-untyped-call]
     return registry
 
 
