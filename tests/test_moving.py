@@ -14,6 +14,8 @@ from integration_support import series
 import memexport
 from memexport.core.registry import Registry
 from memexport.instrument import moving, patching
+from memexport.kinds.agent import SPEC as AGENT
+from memexport.kinds.conversation import SPEC as CONVERSATION
 
 
 class History:
@@ -94,14 +96,12 @@ def test_two_kinds_on_one_object_both_count_whatever_is_undone_first() -> None:
         obj.cleanup_memory()
         assert added(reg, "chat") == 1
         assert series(reg, "agent", "planner")["agent_cleanups_total"] == 1
-        memexport.uninstrument(obj) if first == "conversation" else None
         if first == "agent":
-            from memexport.kinds.agent import SPEC as AGENT
-
             AGENT.uninstrument(obj)
             obj.add_message("m2")
             assert added(reg, "chat") == 2  # the conversation still counts
         else:
+            CONVERSATION.uninstrument(obj)
             obj.cleanup_memory()
             assert series(reg, "agent", "planner")["agent_cleanups_total"] == 2
         assert isinstance(obj, Agent)

@@ -34,6 +34,7 @@ from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape
 from memexport.kinds.agent.table import ITEMS as AGENT_ITEMS
 from memexport.kinds.agent.table import AgentInfo, AgentOptions
+from memexport.kinds.cache.shapes import none_is_miss
 from memexport.kinds.cache.table import BYTES, ITEMS, MAX_ITEMS, CacheOptions
 
 __all__ = ["AgentShape", "MemoryShape", "ToolCacheShape", "shapes", "undo"]
@@ -72,24 +73,6 @@ def _store(handler: Any) -> dict[Any, Any]:
 
 def _entries(handler: Any) -> Iterator[tuple[Any, Any]]:
     yield from list(_store(handler).items())
-
-
-def _read_patch(index: Index) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    get = index.get
-
-    def factory(original: Callable[..., Any]) -> Callable[..., Any]:
-        def read(self: Any, *args: Any, **kwargs: Any) -> Any:
-            value = original(self, *args, **kwargs)
-            comp = get(id(self))
-            if comp is not None:
-                h = comp.group.handles
-                if value is None:
-                    h.miss()
-                else:
-                    h.hit()
-            return value
-        return read
-    return factory
 
 
 def _add_patch(index: Index) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -135,7 +118,7 @@ class ToolCacheShape(Shape):
                 ) -> Patches:
         out: Patches = {}
         if callable(getattr(cls, "read", None)):
-            out["read"] = _read_patch(index)
+            out["read"] = none_is_miss(index)
         if callable(getattr(cls, "add", None)):
             out["add"] = _add_patch(index)
         return out

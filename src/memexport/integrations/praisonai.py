@@ -33,6 +33,7 @@ from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape
 from memexport.kinds.agent.shapes import StoreShape, agent_profile
 from memexport.kinds.agent.table import AgentInfo, AgentOptions
+from memexport.kinds.cache.shapes import none_is_miss
 from memexport.kinds.cache.table import BYTES, ITEMS, MAX_ITEMS, CacheOptions
 from memexport.kinds.conversation.shapes import HistoryShape, history_profile
 from memexport.kinds.conversation.table import ConversationInfo, ConversationOptions
@@ -172,24 +173,6 @@ def _cache_entries(agent: Any) -> Any:
         yield from list(c.items())
 
 
-def _get_patch(index: Index) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    get = index.get
-
-    def factory(original: Callable[..., Any]) -> Callable[..., Any]:
-        def _cache_get(self: Any, cache_dict: Any, key: Any) -> Any:
-            comp = get(id(self))
-            value = original(self, cache_dict, key)
-            if comp is not None:
-                h = comp.group.handles
-                if value is None:
-                    h.miss()
-                else:
-                    h.hit()
-            return value
-        return _cache_get
-    return factory
-
-
 def _put_patch(index: Index) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     get = index.get
 
@@ -238,7 +221,7 @@ class AgentCacheShape(Shape):
                 ) -> Patches:
         out: Patches = {}
         if callable(getattr(cls, "_cache_get", None)):
-            out["_cache_get"] = _get_patch(index)
+            out["_cache_get"] = none_is_miss(index)
         if callable(getattr(cls, "_cache_put", None)):
             out["_cache_put"] = _put_patch(index)
         return out

@@ -10,7 +10,7 @@ from typing import Any
 
 from memexport.core.checks import shown
 from memexport.core.model import Kind
-from memexport.core.registry import Profile, SizeSpec
+from memexport.core.registry import Index, Profile, SizeSpec
 from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape, on_target
 from memexport.instrument.lru import death_reader
@@ -34,7 +34,29 @@ from memexport.kinds.cache.table import (
 )
 
 __all__ = ["DictShape", "LruShape", "MappingShape", "capacity_attrs", "capacity_readers",
-           "is_lru", "items_of", "sampling"]
+           "is_lru", "items_of", "none_is_miss", "sampling"]
+
+
+def none_is_miss(index: Index) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A factory of wrappers for a library's lookup method that returns None on a miss
+    (CrewAI's ``CacheHandler.read``, PraisonAI's ``_cache_get``): a hit or a miss is
+    counted for the tracked objects of ``index``; the others pass straight through."""
+    get = index.get
+
+    def factory(original: Callable[..., Any]) -> Callable[..., Any]:
+        def lookup(self: Any, *args: Any, **kwargs: Any) -> Any:
+            value = original(self, *args, **kwargs)
+            comp = get(id(self))
+            if comp is not None:
+                h = comp.group.handles
+                if value is None:
+                    h.miss()
+                else:
+                    h.hit()
+            return value
+        lookup.__name__ = getattr(original, "__name__", "lookup")
+        return lookup
+    return factory
 
 
 def _found(obj: Any, names: tuple[str, ...]) -> tuple[str, ...]:
