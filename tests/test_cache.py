@@ -510,15 +510,18 @@ def test_dict_class_decorator_counts_every_instance() -> None:
     assert "memexport_cache_items" not in cache_view(reg, "sessions")
 
 
-# -- proxies: pickling, copying, lifetime ------------------------------------------------
+# -- caches tracked in place: pickling, copying, lifetime ---------------------------------
 
 
-def test_proxy_pickles_and_copies_as_the_wrapped_cache(reg: Registry) -> None:
+def test_tracked_cache_pickles_and_copies_as_its_class(reg: Registry) -> None:
     c = memexport.cache(cachetools.LRUCache(maxsize=4), name="p", registry=reg)
     c["a"] = [1, 2]
+    assert isinstance(c, cachetools.LRUCache) and type(c).__name__ == "LRUCache"
     for clone in (pickle.loads(pickle.dumps(c)), copy.copy(c), copy.deepcopy(c)):
         assert type(clone) is cachetools.LRUCache
         assert dict(clone) == {"a": [1, 2]}
+        clone["b"] = 1  # a copy counts nothing
+    assert cache_view(reg, "p")["memexport_cache_puts_total"] == 1
     d = memexport.cache({"a": 1}, name="pd", registry=reg)
     assert type(pickle.loads(pickle.dumps(d))) is dict
     assert type(copy.copy(d)) is dict
@@ -532,10 +535,9 @@ def test_dropped_cache_is_collected_and_leaves_the_scrape_counters_stay(reg: Reg
         drop[i] = i
     drop.get(0)
     assert cache_view(reg, "g")["memexport_cache_items"] == 4
-    inner = weakref.ref(drop.__wrapped__)
-    proxy = weakref.ref(drop)
+    ref = weakref.ref(drop)
     del drop
-    assert proxy() is None and inner() is None  # freed at once, not at the next GC pass
+    assert ref() is None  # freed at once, not at the next GC pass
     view = cache_view(reg, "g")
     assert view["memexport_cache_items"] == 1
     assert view["memexport_cache_puts_total"] == 4
@@ -625,3 +627,38 @@ def test_mapping_capacity_is_read_from_its_attributes() -> None:
     kept = memexport.cache(Bounded(), name="bounded", registry=reg)
     assert 'memexport_cache_max_items{cache="bounded"} 3.0' in exposition(reg)
     del kept
+
+
+def test_cachetools_cache_is_tracked_in_place_and_moves_back(reg: Registry) -> None:
+    raw = cachetools.LRUCache(maxsize=2)
+    c = memexport.cache(raw, name="inplace", registry=reg)
+    assert c is raw and type(c) is not cachetools.LRUCache
+    assert type(cachetools.LRUCache(maxsize=2)) is cachetools.LRUCache  # others untouched
+    c["a"] = 1
+    assert c["a"] == 1 and c.pop("a") == 1 and c.pop("a", None) is None
+    view = cache_view(reg, "inplace")
+    assert view["memexport_cache_requests_total{hit}"] == 1  # pop's own lookup is no request
+    assert view["memexport_cache_evictions_total{explicit}"] == 1
+    assert memexport.uninstrument(c) is raw and type(raw) is cachetools.LRUCache
+    raw["b"] = 2
+    assert cache_view(reg, "inplace")["memexport_cache_puts_total"] == 1
+
+
+class _OwnEq(cachetools.LRUCache):  # type: ignore[misc]
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and dict(self) == dict(other)  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_cachetools_class_that_could_notice_a_move_gets_a_proxy(reg: Registry) -> None:
+    raw = _OwnEq(maxsize=2)
+    c = memexport.cache(raw, name="noticing", registry=reg)
+    assert c is not raw and type(raw) is _OwnEq and c == _OwnEq(maxsize=2)
+    c["a"] = 1
+    c["b"] = 2
+    c["c"] = 3
+    assert c["c"] == 3
+    view = cache_view(reg, "noticing")
+    assert view["memexport_cache_requests_total{hit}"] == 1
+    assert view["memexport_cache_evictions_total{capacity}"] == 1

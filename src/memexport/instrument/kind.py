@@ -129,6 +129,13 @@ class Shape:
         """Make the proxy / tracked object of class ``cls`` for ``obj``."""
         return cls(obj)
 
+    def moved_methods(self, obj: Any, handles: Any, opts: Any) -> dict[str, Any] | None:
+        """A proxy shape's methods for a subclass of ``obj``'s class (one per variant) bound
+        to the name's ``handles``: an object of a class that can move (``moving.movable``)
+        moves into it, tracked in place, with no proxy and no ``__wrapped__`` read per call.
+        None: always a proxy."""
+        return None
+
     def wired(self, target: Any, obj: Any, comp: Component, handles: Any, opts: Any) -> None:
         """Called once ``target`` (what the caller gets back) is registered as ``comp``."""
 
@@ -325,6 +332,10 @@ class KindSpec:
     def _wire(self, shape: Shape, variant: Any, obj: Any, group: Group, handles: Any,
               profile: Profile, registry: Registry, opts: Any) -> Any:
         style = shape.style
+        if style == "proxy":
+            moved = self._move(shape, variant, obj, group, handles, registry, opts)
+            if moved is not None:
+                return moved
         if style == "proxy" or style == "tracked":
             cls = derived_class(handles.classes, (id(shape), variant, opts),
                                 shape.base(obj), lambda: shape.methods(handles, obj, opts))
@@ -362,6 +373,37 @@ class KindSpec:
         comp = registry.register(obj, self.kind, group, profile, index=self.index)
         if style == "listen":
             shape.listen(obj, comp, handles, opts)
+        shape.wired(obj, obj, comp, handles, opts)
+        return obj
+
+    def _move(self, shape: Shape, variant: Any, obj: Any, group: Group, handles: Any,
+              registry: Registry, opts: Any) -> Any:
+        """Track ``obj`` in place in the name's subclass of its class (``moved_methods``), or
+        None when it is to be proxied."""
+        cls = type(obj)
+        key = ("moved", id(shape), variant, opts)
+        moved = handles.classes.get(key)
+        if moved is None:
+            if not moving.movable(cls):
+                return None
+            methods = shape.moved_methods(obj, handles, opts)
+            if methods is None:
+                return None
+            for attr, fn in methods.items():
+                if hasattr(fn, "__code__"):
+                    fn.__name__ = attr
+                    fn.__qualname__ = f"{cls.__qualname__}.{attr}"
+            moved = handles.classes.setdefault(key, moving.subclass(cls, methods))
+        profile = self.profile_of(shape, obj, opts)
+        try:
+            moving.move(obj, moved)
+        except TypeError:
+            return None
+        try:
+            comp = registry.register(obj, self.kind, group, profile, index=self.index)
+        except BaseException:
+            moving.move(obj, cls)
+            raise
         shape.wired(obj, obj, comp, handles, opts)
         return obj
 

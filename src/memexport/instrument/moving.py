@@ -14,7 +14,7 @@ import abc
 import copyreg
 import inspect
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, Set
 from typing import Any
 
 from memexport.instrument import patching
@@ -36,6 +36,8 @@ class Moved:
     __slots__ = ()
 
 _PLAIN_META = (type, abc.ABCMeta)
+#: ``__eq__``s that compare contents, never types: a moved object still equals its peers.
+_CONTENT_EQ = frozenset({Mapping.__eq__, Set.__eq__})
 _UNKNOWN: Any = object()
 
 
@@ -45,7 +47,8 @@ def movable(cls: type) -> bool:
         return False
     if hasattr(cls, "__dataclass_fields__") or hasattr(cls, "__attrs_attrs__"):
         return False  # their __eq__ and replace() compare or copy the exact class
-    if any("__eq__" in vars(k) for k in cls.__mro__[:-1]):
+    if any(vars(k)["__eq__"] not in _CONTENT_EQ for k in cls.__mro__[:-1]
+           if "__eq__" in vars(k)):
         return False  # equality may compare type(self) with type(other)
     return not any("__init_subclass__" in vars(k) for k in cls.__mro__[:-1])
 
@@ -85,6 +88,14 @@ def subclass(cls: type, methods: dict[str, Callable[..., Any]]) -> type:
     ns: dict[str, Any] = {"__slots__": (), "__module__": cls.__module__,
                           "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
                           MOVED: cls, "__reduce_ex__": __reduce_ex__, **methods}
+    own_copy = getattr(cls, "__copy__", None)
+    if callable(own_copy):  # cachetools' makes ``type(self).__new__``: a copy counts nothing
+        def __copy__(self: Any) -> Any:
+            clone = own_copy(self)
+            if type(clone) is moved:
+                _set_attr(clone, "__class__", cls)
+            return clone
+        ns["__copy__"] = __copy__
     moved = type(cls)(cls.__name__, (cls, Moved), ns)
     return moved
 

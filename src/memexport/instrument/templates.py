@@ -10,6 +10,8 @@ counters and the originals as the generated functions' globals.
 
 from __future__ import annotations
 
+import itertools
+import re
 import textwrap
 from collections.abc import Mapping
 from types import CodeType
@@ -20,7 +22,7 @@ __all__ = ["compile_functions", "forwarding"]
 #: Compiled sources, so a new name costs an ``exec`` of its module code, not a compile (about
 #: a millisecond, long enough for signal handlers to pile up). Bounded: the sources come from
 #: the templates and the signatures of the instrumented classes.
-_CODE: dict[tuple[str, str, tuple[tuple[str, str], ...]], CodeType] = {}
+_CODE: dict[tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]], CodeType] = {}
 _CODE_MAX = 1024
 
 
@@ -31,21 +33,43 @@ def compile_functions(template: str, names: Mapping[str, Any], *,
     ``names`` are the globals the functions see (counters, original methods, helpers).
     Returns ``{function name: function}`` for the functions the template defines.
     """
-    key = (template, filename, tuple(sorted(subst.items())))
+    counts = tuple(sorted(k for k, v in names.items() if _is_count_step(v)))
+    key = (template, filename, tuple(sorted(subst.items())), counts)
     code = _CODE.get(key)
     if code is None:
         source = textwrap.dedent(template)
         if subst:
             source = source.format(**subst)
+        if counts:
+            source = _COUNT_CALL.sub(
+                lambda m: f"_mx_next({m[1]}_mx_c)" if m[1] in counts else m[0], source)
         code = compile(source, filename, "exec")
         if len(_CODE) < _CODE_MAX:
             _CODE[key] = code
     scope: dict[str, Any] = {"__name__": "memexport.generated", **names}
+    if counts:
+        scope["_mx_next"] = next
+        for k in counts:
+            scope[k + "_mx_c"] = names[k].__self__
     before = set(scope)
     exec(code, scope)
     return {k: v for k, v in scope.items()
             if k not in before and callable(v) and not k.startswith("__builtins")}
 
+
+#: ``_name()`` in a template, where ``_name`` may be a counter's step.
+_COUNT_CALL = re.compile(r"(?<![\w.])(_\w+)\(\)")
+_COUNT_TYPE = type(itertools.count())
+
+
+def _is_count_step(fn: Any) -> bool:
+    """Whether ``fn`` is ``itertools.count().__next__``: a template calling it as ``_x()``
+    calls ``next(count)`` instead, a builtin's fast call (about 120 instructions fewer than
+    a method-wrapper's, which goes through an argument tuple)."""
+    return type(fn) is _STEP_TYPE and type(getattr(fn, "__self__", None)) is _COUNT_TYPE
+
+
+_STEP_TYPE = type(itertools.count().__next__)
 
 _GENERIC: tuple[str, str, dict[str, Any]] = ("*args, **kwargs", "*args, **kwargs", {})
 

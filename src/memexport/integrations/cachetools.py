@@ -9,19 +9,24 @@ Asked only once the application imported cachetools (``instrument.adapters``).
   capacity); without, a deep size sampled by the collector (``maxsize`` in entries);
 - hits and misses on ``[]`` and ``get`` (a miss is cachetools' ``__missing__``: the
   ``KeyError``, or, when a subclass defines ``__missing__``, a key not present);
-- evictions: ``capacity`` for the entries ``popitem`` removed to make room (seen from the
-  length before and after a put through the proxy; every ``popitem`` call on a decorated
-  class), ``expired`` for those ``expire`` removed (a TTL proxy calls ``expire`` itself,
-  under the cache's frozen timer, before the operations that would purge silently),
+- evictions: ``capacity`` for the entries ``popitem`` removed to make room (every
+  ``popitem`` call of a cache moved into the name's subclass or of a decorated class; seen
+  from the length before and after a put through a proxy), ``expired`` for those ``expire``
+  removed (a TTL proxy calls ``expire`` itself, under the cache's frozen timer, before the
+  operations that would purge silently),
   ``explicit`` for ``del``, ``pop`` and ``clear``; evicted bytes from ``getsizeof`` (exact)
   or the sampled mean entry size (estimate).
+
+An instance is tracked in place (``Shape.moved_methods``: the decorated-class methods on the
+name's subclass of its class); one of a class that cannot move gets a proxy.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
+from contextlib import nullcontext
 from typing import Any
 
 from memexport.core.model import Kind
@@ -281,13 +286,29 @@ def __setitem__(self, key, value):
 
 def popitem(self):
     before = _currsize(self)
-    key, value = _orig_popitem(self)
+    if _own_popitem:  # MutableMapping's reads self[key]: not a request of the app's
+        try:
+            key = next(iter(self))
+        except StopIteration:
+            raise KeyError(f"{type(self).__name__} is empty") from None
+        value = _getitem(self, key)
+        del self[key]
+    else:
+        key, value = _orig_popitem(self)
     _handles.evicted(_capacity, 1, _freed(before, self))
     return key, value
 
 def pop(self, key, *default):
     before = _currsize(self)
-    value = _orig_pop(self, key, _MISSING)
+    if _own_pop:  # cachetools' pop reads self[key]: not a request of the app's
+        with (self.timer if _timed else _no_timer):
+            if key in self:
+                value = _getitem(self, key)
+                del self[key]
+            else:
+                value = _MISSING
+    else:
+        value = _orig_pop(self, key, _MISSING)
     if value is _MISSING:
         if default:
             return default[0]
@@ -333,8 +354,42 @@ def _freed(before, self):
 '''
 
 
+# The capacity eviction of a cache moved into a name's subclass, sized or not (cachetools'
+# policies call popitem to make room; the count is the only cost there).
+_POPITEM_UNSIZED = '''
+def popitem(self):
+    item = _orig_popitem(self)
+    _capacity()
+    _unsized()
+    return item
+'''
+_POPITEM_SIZED = '''
+def popitem(self):
+    before = self._Cache__currsize
+    item = _orig_popitem(self)
+    _capacity()
+    freed = before - self._Cache__currsize
+    if freed > 0:
+        _evicted_bytes(float(freed))
+    return item
+'''
+
+# Cache.get, written out: ``key in self`` and ``self[key]`` would be two more frames, and a
+# hit counted through the class's ``__getitem__``.
+_GET_PLAIN = '''
+def get(self, key, default=None):
+    if key in self._Cache__data:
+        value = _getitem(self, key)
+        _hit()
+        return value
+    _miss()
+    return default
+'''
+
+
 class CachetoolsShape(Shape):
-    """A cachetools cache: a proxy (an instance) or its own primitives (a class)."""
+    """A cachetools cache: its own primitives, on the name's subclass its instance moves into
+    or on a decorated class (a proxy for an instance of a class that cannot move)."""
 
     style = "proxy"
     label = "a cachetools cache"
@@ -366,6 +421,27 @@ class CachetoolsShape(Shape):
     def methods(self, handles: Any, obj: Any, opts: CacheOptions) -> dict[str, Any]:
         return _proxy_methods(handles, obj)
 
+    def moved_methods(self, obj: Any, handles: Any, opts: CacheOptions
+                      ) -> dict[str, Any] | None:
+        # A cache moved into the name's subclass counts on cachetools' own primitives, as a
+        # decorated class does: no proxy, no ``__wrapped__`` read per hit. Sized or not is
+        # known (the variant): a capacity eviction is counted inline.
+        cls = type(obj)
+        methods = self.class_methods(cls, handles, opts)
+        if cls.popitem is not MutableMapping.popitem and _internal(obj) and not _timed(cls):
+            names = {"_orig_popitem": cls.popitem, "_capacity": handles.capacity,
+                     "_unsized": handles.unsized, "_evicted_bytes": handles.evicted_bytes}
+            template = _POPITEM_SIZED if _sized(obj) else _POPITEM_UNSIZED
+            methods.update(compile_functions(template, names,
+                                             filename="<memexport cachetools cache>"))
+        ct = _ct()
+        if cls.get is ct.Cache.get and cls.__contains__ is ct.Cache.__contains__ \
+                and _internal(obj):
+            names = {"_getitem": cls.__getitem__, "_hit": handles.hit, "_miss": handles.miss}
+            methods.update(compile_functions(_GET_PLAIN, names,
+                                             filename="<memexport cachetools cache>"))
+        return methods
+
     def profile(self, obj: Any, opts: CacheOptions, kind: Kind) -> Profile:
         internal = isinstance(obj, type) or _internal(obj)
         readers: dict[Any, Any] = {ITEMS: opts.items or (_items if internal else len)}
@@ -396,6 +472,9 @@ class CachetoolsShape(Shape):
             "_orig_setitem": cls.__setitem__, "_orig_popitem": cls.popitem,
             "_orig_pop": cls.pop, "_orig_clear": cls.clear, "_orig_get": cls.get,
             "_orig_setdefault": cls.setdefault, "_orig_expire": getattr(cls, "expire", None),
+            "_getitem": cls.__getitem__, "_timed": _timed(cls), "_no_timer": nullcontext(),
+            "_own_pop": cls.pop in (ct.Cache.pop, getattr(ct, "_TimedCache", ct.Cache).pop),
+            "_own_popitem": cls.popitem is MutableMapping.popitem,
         }
         funcs = compile_functions(_CLASS, names, filename="<memexport cachetools class>")
         methods = {k: v for k, v in funcs.items() if k not in ("_currsize", "_freed")}
