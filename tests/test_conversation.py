@@ -415,3 +415,30 @@ def test_tracked_objects_copy_and_pickle_as_before() -> None:
     s = samples(reg)
     assert conv(s, "memexport_conversation_messages_added_total", "copies") == 0
     assert conv(s, "memexport_conversation_messages_added_total", "copies_guide") == 1
+
+
+def test_managers_of_two_names_move_into_their_names_own_classes() -> None:
+    """A manager tracked in place moves into a subclass of its name (counters bound in, no
+    lookup per add); each name counts its own adds and drops, and uninstrument moves back."""
+    reg = Registry()
+    cls = guide.MemoryEfficientConversationManager
+    a = memexport.conversation(cls(max_history_length=3), name="named_a", registry=reg)
+    b = memexport.conversation(cls(max_history_length=3), name="named_b", registry=reg)
+    listed = cls()
+    listed.conversation_history = []  # an unbounded list: its own class of the name
+    c = memexport.conversation(listed, name="named_a", registry=reg)
+    assert type(a) is not type(b) and type(a) is not type(c)
+    assert isinstance(a, cls) and type(a).__name__ == cls.__name__
+    plain = cls()
+    for i in range(5):
+        a.add_message(message(i))
+        plain.add_message(message(i))
+    b.add_message(message(0))
+    c.add_message(message(0))
+    s = samples(reg)
+    assert conv(s, "memexport_conversation_messages_added_total", "named_a") == 6
+    assert conv(s, "memexport_conversation_messages_dropped_total", "named_a") == 2
+    assert conv(s, "memexport_conversation_messages_added_total", "named_b") == 1
+    assert type(memexport.uninstrument(a)) is cls
+    a.add_message(message(9))
+    assert conv(samples(reg), "memexport_conversation_messages_added_total", "named_a") == 6

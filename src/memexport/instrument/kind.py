@@ -133,7 +133,11 @@ class Shape:
         """A proxy shape's methods for a subclass of ``obj``'s class (one per variant) bound
         to the name's ``handles``: an object of a class that can move (``moving.movable``)
         moves into it, tracked in place, with no proxy and no ``__wrapped__`` read per call.
-        None: always a proxy."""
+        None: always a proxy (a patch shape: the class's shared subclass, or its patch)."""
+        return None
+
+    def moved_key(self, obj: Any, opts: Any) -> Hashable:
+        """What else than the variant tells ``moved_methods`` apart (read per object)."""
         return None
 
     def wired(self, target: Any, obj: Any, comp: Component, handles: Any, opts: Any) -> None:
@@ -347,6 +351,9 @@ class KindSpec:
             shape.wired(target, obj, comp, handles, opts)
             return target
         if style == "patch":
+            named = self._move(shape, variant, obj, group, handles, registry, opts)
+            if named is not None:  # in the name's own subclass: no index lookup per call
+                return named
             cls = type(obj)
             moved = moving.moved_class(self._moved, (id(shape), variant, opts), cls,
                                        lambda: shape.patches(cls, self.index, opts, profile))
@@ -379,9 +386,9 @@ class KindSpec:
     def _move(self, shape: Shape, variant: Any, obj: Any, group: Group, handles: Any,
               registry: Registry, opts: Any) -> Any:
         """Track ``obj`` in place in the name's subclass of its class (``moved_methods``), or
-        None when it is to be proxied."""
+        None when it is to be proxied (or, for a patch shape, handled the shared way)."""
         cls = type(obj)
-        key = ("moved", id(shape), variant, opts)
+        key = ("moved", id(shape), variant, opts, shape.moved_key(obj, opts))
         moved = handles.classes.get(key)
         if moved is None:
             if not moving.movable(cls):
