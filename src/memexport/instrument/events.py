@@ -58,7 +58,7 @@ class Handles:
 
     def __init__(self, group: Group) -> None:
         self.group = group
-        self.classes: dict[Any, type] = {}
+        self.classes: dict[Any, type | None] = {}
         self._histograms: list[Histogram] = []
         for attr, ev in self.events.items():
             target: Counter | Adder | Histogram

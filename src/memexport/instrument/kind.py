@@ -232,10 +232,13 @@ class KindSpec:
         raise TypeError(f"memexport.{self.kind.name} cannot instrument the class "
                         f"{shown(cls.__qualname__)}: {self.hint}")
 
-    def profile_of(self, shape: Shape, obj: Any, opts: Any, *, proxy: bool = False) -> Profile:
+    def profile_of(self, shape: Shape, obj: Any, opts: Any, *, proxy: bool = False,
+                   variant: Any = NOT_GIVEN) -> Profile:
         """The profile of ``obj``'s variant of ``shape`` with these options (made once);
         ``proxy``: for the proxy of ``obj``, whose readers unwrap it."""
-        key = (id(shape), shape.variant(obj, opts), opts, proxy)
+        if variant is NOT_GIVEN:
+            variant = shape.variant(obj, opts)
+        key = (id(shape), variant, opts, proxy)
         profile = self._profiles.get(key)
         if profile is None:
             profile = shape.profile(obj, opts, self.kind)
@@ -268,7 +271,8 @@ class KindSpec:
         shape = self.shape_for(obj, opts)
         shape.check(obj, opts)
         variant = shape.variant(obj, opts)
-        plan = (shape, variant, self.profile_of(shape, obj, opts, proxy=shape.style == "proxy"))
+        plan = (shape, variant, self.profile_of(shape, obj, opts, proxy=shape.style == "proxy",
+                                                variant=variant))
         if shape.by_type:
             try:
                 self._plans.setdefault(cls, {})[opts] = plan
@@ -387,21 +391,24 @@ class KindSpec:
               registry: Registry, opts: Any) -> Any:
         """Track ``obj`` in place in the name's subclass of its class (``moved_methods``), or
         None when it is to be proxied (or, for a patch shape, handled the shared way)."""
+        if type(shape).moved_methods is Shape.moved_methods:
+            return None
         cls = type(obj)
         key = ("moved", id(shape), variant, opts, shape.moved_key(obj, opts))
-        moved = handles.classes.get(key)
+        classes = handles.classes
+        moved = classes.get(key, NOT_GIVEN)
+        if moved is NOT_GIVEN:  # worked out once per name and key, a None included
+            methods = shape.moved_methods(obj, handles, opts) if moving.movable(cls) else None
+            if methods is not None:
+                for attr, fn in methods.items():
+                    if hasattr(fn, "__code__"):
+                        fn.__name__ = attr
+                        fn.__qualname__ = f"{cls.__qualname__}.{attr}"
+            moved = classes.setdefault(
+                key, moving.subclass(cls, methods) if methods is not None else None)
         if moved is None:
-            if not moving.movable(cls):
-                return None
-            methods = shape.moved_methods(obj, handles, opts)
-            if methods is None:
-                return None
-            for attr, fn in methods.items():
-                if hasattr(fn, "__code__"):
-                    fn.__name__ = attr
-                    fn.__qualname__ = f"{cls.__qualname__}.{attr}"
-            moved = handles.classes.setdefault(key, moving.subclass(cls, methods))
-        profile = self.profile_of(shape, obj, opts)
+            return None
+        profile = self.profile_of(shape, obj, opts, variant=variant)
         try:
             moving.move(obj, moved)
         except TypeError:

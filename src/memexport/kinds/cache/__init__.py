@@ -45,6 +45,7 @@ from memexport.kinds.cache.table import (
     KIND,
     REASONS,
     CacheHandles,
+    DEFAULT_OPTIONS,
     CacheOptions,
     options,
 )
@@ -100,8 +101,12 @@ def cache(obj: Any = NOT_GIVEN, name: Any = None, *, sizer: Any = "auto", items:
     (``"auto"``, ``"sampled"``, ``"entry"``, ``"own"``, None, or a callable
     ``(key, value) -> bytes``).
     """
-    opts = options(sizer=sizer, items=items, bytes=bytes, max_items=max_items,
-                   max_bytes=max_bytes, lookups=lookups, stores=stores, miss=miss)
+    if type(sizer) is str and sizer == "auto" and items is None and bytes is None and max_items is None \
+            and max_bytes is None and lookups is None and stores is None and miss is None:
+        opts = DEFAULT_OPTIONS  # no validation to do
+    else:
+        opts = options(sizer=sizer, items=items, bytes=bytes, max_items=max_items,
+                       max_bytes=max_bytes, lookups=lookups, stores=stores, miss=miss)
     if obj is NOT_GIVEN:
         SPEC.check_call(name, registry)
         return lambda target: SPEC.instrument(target, name, registry, opts)

@@ -133,6 +133,20 @@ class CacheOptions:
     def methods_given(self) -> bool:
         return bool(self.lookups or self.stores)
 
+    def __hash__(self) -> int:
+        # Hashed once: options key the plan, profile and class caches of every instrument.
+        try:
+            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+        except KeyError:
+            h = hash((self.sizer, self.entry_sizer, self.items, self.bytes, self.max_items,
+                      self.max_bytes, self.lookups, self.stores, self.miss_id))
+            object.__setattr__(self, "_hash", h)
+            return h
+
+
+#: The options of ``memexport.cache(obj, name)`` with no other argument (the usual call).
+DEFAULT_OPTIONS = CacheOptions()
+
 
 def _sizer_mode(sizer: Any) -> tuple[str, Sizer | None]:
     if sizer is None:
