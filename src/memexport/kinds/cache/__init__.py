@@ -39,13 +39,13 @@ from memexport.kinds.cache.getput import GetPutShape
 from memexport.kinds.cache.shapes import DictShape, LruShape, MappingShape
 from memexport.kinds.cache.table import (
     CAPACITY,
+    DEFAULT_OPTIONS,
     EVENTS,
     EXPIRED,
     EXPLICIT,
     KIND,
     REASONS,
     CacheHandles,
-    DEFAULT_OPTIONS,
     CacheOptions,
     options,
 )
@@ -101,8 +101,9 @@ def cache(obj: Any = NOT_GIVEN, name: Any = None, *, sizer: Any = "auto", items:
     (``"auto"``, ``"sampled"``, ``"entry"``, ``"own"``, None, or a callable
     ``(key, value) -> bytes``).
     """
-    if type(sizer) is str and sizer == "auto" and items is None and bytes is None and max_items is None \
-            and max_bytes is None and lookups is None and stores is None and miss is None:
+    if type(sizer) is str and sizer == "auto" and items is None and bytes is None \
+            and max_items is None and max_bytes is None and lookups is None \
+            and stores is None and miss is None:
         opts = DEFAULT_OPTIONS  # no validation to do
     else:
         opts = options(sizer=sizer, items=items, bytes=bytes, max_items=max_items,
