@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import random
 import threading
 
 import pytest
@@ -192,6 +193,26 @@ def test_adder_and_histogram_exact_under_threads():
     assert v.count == 160_000
     assert v.cumulative == (8 * 13334, 8 * 20_000, 8 * 20_000)  # 0 and 1 fall in le=1
     assert v.sum == 8 * (6667 * 1 + 6666 * 2)
+
+
+def test_histogram_folds_match_counting_each_bucket():
+    # Folds sort only the values above the first bound: mixes of none, some and all above,
+    # on bounds, below the first, folded in several batches, give what counting gives.
+    rng = random.Random(12)
+    for _ in range(500):
+        bounds = sorted({round(rng.uniform(-1, 10), 1) for _ in range(rng.randint(1, 6))})
+        h = Histogram(bounds)
+        seen = []
+        for _ in range(rng.randint(1, 4)):
+            batch = [rng.choice([rng.uniform(-2, 12), rng.choice(bounds), bounds[0] - 1])
+                     for _ in range(rng.randint(0, 30))]
+            for x in batch:
+                h.add(x)
+            seen += batch
+            h.fold()
+        v = h.value()
+        assert v.cumulative == (*(sum(x <= b for x in seen) for b in bounds), len(seen))
+        assert v.sum == pytest.approx(sum(seen))
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "1GB", True])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -123,8 +123,8 @@ class Histogram:
     ``add`` is for hot paths that fold every ``FOLD_AT`` events themselves (a pool's acquire
     count); ``observe`` checks the buffer's length and folds when it is long. A fold takes
     the first ``k`` pending values with one slice and one ``del`` (appends only go to the
-    end, so values added meanwhile stay) and counts each bucket with a bisect in them,
-    sorted once (not at all when they all fall in one bucket).
+    end, so values added meanwhile stay) and counts each bucket with a bisect in the values
+    above the first bound, sorted once (not at all when they all fall in the first bucket).
     """
 
     __slots__ = ("_bounds", "_buf", "_cum", "_lock", "_total", "add")
@@ -155,15 +155,28 @@ class Histogram:
             del buf[:k]
             cum = self._cum
             bounds = self._bounds
-            # Bounds at or above the largest value hold all k: only those below it need
-            # the values sorted (none when every value is in the first bucket).
-            below = bisect_left(bounds, max(vals))
-            if below:
-                vals.sort()
-                for i in range(below):
-                    cum[i] += bisect_right(vals, bounds[i])
-            for i in range(below, len(cum)):
-                cum[i] += k
+            # Only the values above the first bound are sorted (pool waits and holds are
+            # mostly microseconds: a few, or none): sorting all k for one slow value cost a
+            # pool about 85 ns per value, and this comprehension is faster than max().
+            first = bounds[0]
+            above = [v for v in vals if v > first]
+            if above:
+                above.sort()
+                n = len(above)
+                at_first = k - n
+                cum[0] += at_first
+                for i in range(1, len(bounds)):
+                    got = bisect_right(above, bounds[i])
+                    cum[i] += at_first + got
+                    if got == n:  # every later bound holds all k
+                        for j in range(i + 1, len(cum)):
+                            cum[j] += k
+                        break
+                else:
+                    cum[-1] += k
+            else:
+                for i in range(len(cum)):
+                    cum[i] += k
             self._total += sum(vals)
 
     def try_fold(self) -> None:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from memexport.core import forks
 from memexport.core.checks import shown
 from memexport.core.importing import AdapterLoading, importing
+from memexport.instrument.entrypoints import group_entries
+from memexport.instrument.importhook import when_imported
 
 if TYPE_CHECKING:  # pragma: no cover
     from memexport.instrument.kind import Shape
@@ -82,14 +84,12 @@ def _read_entry_points() -> None:
         return
     _entry_points_read = True
     try:
-        from importlib.metadata import entry_points
-
-        found = list(entry_points(group=ENTRY_POINT_GROUP))
+        found = group_entries(ENTRY_POINT_GROUP)  # importlib.metadata only when needed
     except Exception:  # broken metadata of some other package: ours still work
         return
-    for ep in found:
+    for name, value in found:
         try:
-            register(ep.name, ep.value.split(":", 1)[0])
+            register(name, value.split(":", 1)[0])
         except ValueError:
             continue
 
@@ -130,12 +130,8 @@ def _hook_imports() -> None:
     if _hooked:
         return
     _hooked = True
-    try:
-        from wrapt import register_post_import_hook
-    except ImportError:  # pragma: no cover - wrapt is a dependency
-        return
     for library in ON_IMPORT:
-        register_post_import_hook(_on_import, library)  # runs now if already imported
+        when_imported(library, _on_import)  # runs now if already imported
 
 
 def shapes(kind: str) -> tuple[Shape, ...]:

@@ -19,6 +19,7 @@ from memexport.instrument.kind import Shape, Style
 from memexport.instrument.proxy import proxy_base
 from memexport.instrument.templates import compile_functions
 from memexport.instrument.timing import call_functions, handle_names
+from memexport.kinds.pool.queue_code import inline_methods
 from memexport.kinds.pool.shapes import is_async_queue, pool_readers, proxy_state
 from memexport.kinds.pool.table import CREATED, DESTROYED, PoolOptions, PoolState
 
@@ -168,22 +169,29 @@ class TrackedQueueShape(QueueShape):
         setattr_ = object.__setattr__  # fills the instance's own attribute values
         for attr, value in vars(obj).items():
             setattr_(tracked, attr, value)
-        setattr_(tracked, "_me_state", PoolState())
+        state = PoolState()
+        setattr_(tracked, "_me_state", state)
+        setattr_(tracked, "_me_held", state.held)  # one attribute read on the hot path
         setattr_(tracked, "_me_origin", obj)  # found by it; uninstrument gives it back
         return tracked
 
     def methods(self, handles: Any, obj: Any, opts: PoolOptions) -> dict[str, Any]:
         cls: Any = plain_queue_class(type(obj))
         names = _names(handles, opts)
+        # The stdlib's own get/put with the bookkeeping inside (queue_code); a class
+        # overriding them, or a Python whose queue is not copied there, gets the wrappers.
         # get_nowait/put_nowait are the queue's own: they call these two.
-        out = call_functions(names, cls.get, cls.put, acquire_name="get",
-                             release_name="_mx_unused", target="self",
-                             held="self._me_state.held", params="block=True, timeout=None",
-                             args="block, timeout")
-        out.update(compile_functions(
-            _QUEUE_PUT, {**names, "_put": cls.put}, name="put", aw="", def_="def",
-            params="block=True, timeout=None", args="block, timeout", target="self",
-            state="self._me_state"))
+        out = inline_methods(names, cls)
+        if "get" not in out:
+            out.update(call_functions(names, cls.get, cls.put, acquire_name="get",
+                                      release_name="_mx_unused", target="self",
+                                      held="self._me_held",
+                                      params="block=True, timeout=None", args="block, timeout"))
+        if "put" not in out:
+            out.update(compile_functions(
+                _QUEUE_PUT, {**names, "_put": cls.put}, name="put", aw="", def_="def",
+                params="block=True, timeout=None", args="block, timeout", target="self",
+                state="self._me_state"))
         out.pop("_mx_unused", None)
         return out
 
