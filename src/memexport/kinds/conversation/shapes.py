@@ -28,6 +28,8 @@ from memexport.instrument.kind import Shape
 from memexport.instrument.readers import container_len, instance_attr
 from memexport.instrument.templates import compile_functions
 from memexport.instrument.tracked import tracked_base
+from memexport.kinds.conversation import named
+from memexport.kinds.conversation.named import positional_arity
 from memexport.kinds.conversation.table import (
     LARGEST,
     MESSAGES,
@@ -238,18 +240,6 @@ def summarize_patch(index: Index) -> Callable[[Callable[..., Any]], Callable[...
     return factory
 
 
-def positional_arity(fn: Callable[..., Any]) -> int | None:
-    """The number of positional parameters after ``self`` if that is all ``fn`` takes."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())[1:]
-    except (TypeError, ValueError):
-        return None
-    if all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-           for p in params):
-        return len(params)
-    return None
-
-
 class HistoryShape(Shape):
     """A history object whose class methods are replaced once (adapters subclass it)."""
 
@@ -451,82 +441,12 @@ class ObjectShape(HistoryShape):
         return history_profile(kind, self.info(obj, opts), summaries=self._summaries(obj, opts))
 
     def moved_key(self, obj: Any, opts: ConversationOptions) -> Any:
-        return _bounded_deque(self._history(obj, opts), obj)
+        return named.bounded_deque(self._history(obj, opts), obj)
 
     def moved_methods(self, obj: Any, handles: Any, opts: ConversationOptions
                       ) -> dict[str, Any] | None:
         """The name's own add and summarise methods, for adds of one message each."""
-        cls = type(obj)
-        info = self.info(obj, opts)
-        hist = info.history
-        if hist is None:
-            return None
-        bounded = _bounded_deque(hist, obj)
-        out: dict[str, Any] = {}
-        for method, bulk in info.adds:
-            fn = getattr(cls, method, None)
-            if bulk or not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
-                    or positional_arity(fn) != 1 or not method.isidentifier():
-                return None
-            names = {"_original": fn, "_hist": hist, "_added": handles.added,
-                     "_dropped": handles.dropped}
-            out[method] = compile_functions(_NAMED_ADD_BOUNDED if bounded else _NAMED_ADD,
-                                            names, name=method)[method]
-        for method in info.summarize:
-            fn = getattr(cls, method, None)
-            if not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
-                    or not method.isidentifier():
-                return None
-            names = {"_original": fn, "_hist": hist, "_summarized": handles.summarized}
-            out[method] = compile_functions(_NAMED_SUMMARIZE, names, name=method)[method]
-        return out
-
-
-# A manager moved into its name's own subclass: the name's counters and the history getter
-# are bound in, so an add makes no index lookup (see ``ObjectShape.moved_methods``).
-_NAMED_ADD = '''
-def {name}(self, message):
-    result = _original(self, message)
-    _added()
-    return result
-'''
-_NAMED_ADD_BOUNDED = '''
-def {name}(self, message):
-    try:
-        c = _hist(self)
-        full = len(c) >= c.maxlen
-    except Exception:
-        full = False
-    result = _original(self, message)
-    if full:
-        _dropped()
-    _added()
-    return result
-'''
-_NAMED_SUMMARIZE = '''
-def {name}(self, *args, **kwargs):
-    try:
-        n0 = len(_hist(self))
-    except Exception:
-        return _original(self, *args, **kwargs)
-    try:
-        return _original(self, *args, **kwargs)
-    finally:
-        try:
-            gone = n0 - len(_hist(self))
-        except Exception:
-            gone = 0
-        if gone > 0:
-            _summarized(gone)
-'''
-
-
-def _bounded_deque(getter: Callable[[Any], Any] | None, obj: Any) -> bool:
-    try:
-        c = getter(obj) if getter is not None else None
-    except Exception:
-        return False
-    return isinstance(c, deque) and c.maxlen is not None
+        return named.methods(type(obj), self.info(obj, opts), obj, handles)
 
 
 def sized_of(getters: Iterable[Callable[[Any], Any]]) -> Callable[[Any], list[Any]]:

@@ -1,0 +1,103 @@
+"""The add and summarise methods of a conversation manager moved into its name's own
+subclass (``ObjectShape.moved_methods``): the name's counters and the history getter are
+bound in, so an add makes no lookup of the object's component. Adds of one message only;
+anything else (bulk adds, coroutines, other signatures) keeps the shared subclass.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from memexport.instrument.templates import compile_functions
+from memexport.kinds.conversation.table import ConversationInfo
+
+__all__ = ["bounded_deque", "methods", "positional_arity"]
+
+# A manager moved into its name's own subclass: the name's counters and the history getter
+# are bound in, so an add makes no index lookup (see ``ObjectShape.moved_methods``).
+_NAMED_ADD = '''
+def {name}(self, message):
+    result = _original(self, message)
+    _added()
+    return result
+'''
+_NAMED_ADD_BOUNDED = '''
+def {name}(self, message):
+    try:
+        c = _hist(self)
+        full = len(c) >= c.maxlen
+    except Exception:
+        full = False
+    result = _original(self, message)
+    if full:
+        _dropped()
+    _added()
+    return result
+'''
+_NAMED_SUMMARIZE = '''
+def {name}(self, *args, **kwargs):
+    try:
+        n0 = len(_hist(self))
+    except Exception:
+        return _original(self, *args, **kwargs)
+    try:
+        return _original(self, *args, **kwargs)
+    finally:
+        try:
+            gone = n0 - len(_hist(self))
+        except Exception:
+            gone = 0
+        if gone > 0:
+            _summarized(gone)
+'''
+
+
+def bounded_deque(getter: Callable[[Any], Any] | None, obj: Any) -> bool:
+    try:
+        c = getter(obj) if getter is not None else None
+    except Exception:
+        return False
+    return isinstance(c, deque) and c.maxlen is not None
+
+
+def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
+            ) -> dict[str, Any] | None:
+    """The methods of ``cls``'s subclass for one name, or None when one cannot be written
+    out (the manager then shares the class's subclass)."""
+    hist = info.history
+    if hist is None:
+        return None
+    bounded = bounded_deque(hist, obj)
+    out: dict[str, Any] = {}
+    for method, bulk in info.adds:
+        fn = getattr(cls, method, None)
+        if bulk or not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
+                or positional_arity(fn) != 1 or not method.isidentifier():
+            return None
+        names = {"_original": fn, "_hist": hist, "_added": handles.added,
+                 "_dropped": handles.dropped}
+        out[method] = compile_functions(_NAMED_ADD_BOUNDED if bounded else _NAMED_ADD,
+                                        names, name=method)[method]
+    for method in info.summarize:
+        fn = getattr(cls, method, None)
+        if not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
+                or not method.isidentifier():
+            return None
+        names = {"_original": fn, "_hist": hist, "_summarized": handles.summarized}
+        out[method] = compile_functions(_NAMED_SUMMARIZE, names, name=method)[method]
+    return out
+
+
+def positional_arity(fn: Callable[..., Any]) -> int | None:
+    """The number of positional parameters after ``self`` if that is all ``fn`` takes."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    if all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+           for p in params):
+        return len(params)
+    return None
