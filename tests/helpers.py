@@ -49,6 +49,18 @@ def view(reg: Registry, label: str, name: str) -> dict[str, float]:
     return out
 
 
+def pool_values(reg: Registry, name: str) -> dict[str, float]:
+    """``{metric[state]: value}`` of one pool, e.g. ``resources[in_use]``, ``acquires_total``."""
+    out: dict[str, float] = {}
+    for (metric, labels), value in samples(reg).items():
+        lab = dict(labels)
+        if lab.get("pool") != name or "le" in lab:
+            continue
+        short = metric.removeprefix("memexport_pool_")
+        out[f"{short}[{lab['state']}]" if "state" in lab else short] = value
+    return out
+
+
 def load_guide() -> ModuleType:
     """The guide's classes as users have them: the shared seed, else memexport's copy."""
     if SEED.exists():

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import require_binary
-from helpers import exposition, guide, samples
+from helpers import exposition, guide, pool_values, samples
 
 import memexport
 from memexport.bench.pools import AsyncQueuePool
@@ -29,18 +29,6 @@ from memexport.core.registry import Registry
 from memexport.kinds.pool import KIND, PoolProxy
 
 ResourcePool = guide.ResourcePool
-
-
-def pool_values(reg: Registry, name: str) -> dict[str, float]:
-    """``{metric[state]: value}`` of one pool, e.g. ``resources[in_use]``, ``acquires_total``."""
-    out: dict[str, float] = {}
-    for (metric, labels), value in samples(reg).items():
-        lab = dict(labels)
-        if lab.get("pool") != name or "le" in lab:
-            continue
-        short = metric.removeprefix("memexport_pool_")
-        out[f"{short}[{lab['state']}]" if "state" in lab else short] = value
-    return out
 
 
 class Factory:

@@ -10,22 +10,11 @@ import threading
 from typing import Any
 
 import pytest
-from helpers import samples
+from helpers import pool_values as values
 
 import memexport
 from memexport.core.registry import Registry
 from memexport.kinds.pool import queue_code
-
-
-def values(reg: Registry, name: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for (metric, labels), value in samples(reg).items():
-        lab = dict(labels)
-        if lab.get("pool") != name or "le" in lab:
-            continue
-        short = metric.removeprefix("memexport_pool_")
-        out[f"{short}[{lab['state']}]" if "state" in lab else short] = value
-    return out
 
 
 class Res:
