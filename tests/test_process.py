@@ -552,6 +552,18 @@ def test_grouping_sums_sizes_per_line_and_splits_large_traces_at_512_bytes() -> 
     assert (large, n_large, grouped) == (513 + 4096 + 700, 3, 6)
 
 
+def test_grouping_over_several_chunks_adds_up_every_chunk() -> None:
+    from memexport.process.tracesites import _CHUNK, group_traces
+
+    site = ("x.py", 1)
+    traces = [(0, 32 if i % 2 else 1000, (site,), 1) for i in range(2 * _CHUNK + 1)]
+    n_big = (len(traces) + 1) // 2
+    by_frame, large, n_large, grouped = group_traces(traces, time.thread_time() + 60)
+    assert grouped == len(traces)
+    assert (large, n_large) == (1000 * n_big, n_big)
+    assert by_frame == {site: 1000 * n_big + 32 * (len(traces) - n_big)}
+
+
 def test_the_grouping_time_box_is_the_collector_threads_cpu_time() -> None:
     from memexport.process.tracesites import _CHUNK, group_traces
 

@@ -76,10 +76,13 @@ def group_traces(traces: list[tuple[int, int, tuple[Frame, ...], int]], deadline
 
     The loop over the traces allocates nothing (an ``int`` made per trace would be traced
     too: tracemalloc's hooks cost several times the loop): each trace's size, an ``int``
-    that already exists, is appended to its stack's list, and the lists are summed in C.
+    that already exists, is appended to its stack's list; the lists are summed in C and
+    emptied after each chunk, so they never hold more than a chunk.
     """
     by: dict[tuple[Frame, ...], list[int]] = {}
     get = by.get
+    by_frame: dict[Frame | None, int] = {}
+    large = n_large = 0
     n = len(traces)
     done = 0
     while done < n:
@@ -90,12 +93,23 @@ def group_traces(traces: list[tuple[int, int, tuple[Frame, ...], int]], deadline
                 by[frames] = sizes = []
             sizes.append(size)
         done = end
+        chunk_large, chunk_n = _fold(by, by_frame)
+        large += chunk_large
+        n_large += chunk_n
         if time.thread_time() > deadline:
             break
+    return by_frame, large, n_large, done
+
+
+def _fold(by: dict[tuple[Frame, ...], list[int]], by_frame: dict[Frame | None, int]
+          ) -> tuple[int, int]:
+    """Add the sizes listed per stack to ``by_frame`` and empty the lists; returns the bytes
+    and count of the large traces among them."""
     limit = SMALL_REQUEST_THRESHOLD
     large = n_large = 0
-    by_frame: dict[Frame | None, int] = {}
     for frames, sizes in by.items():  # a list per distinct stack: few
+        if not sizes:
+            continue
         if max(sizes) > limit:
             sizes.sort()
             first = bisect.bisect_right(sizes, limit)
@@ -103,7 +117,8 @@ def group_traces(traces: list[tuple[int, int, tuple[Frame, ...], int]], deadline
             large += sum(itertools.islice(sizes, first, None))
         key = frames[0] if frames else None
         by_frame[key] = by_frame.get(key, 0) + sum(sizes)
-    return by_frame, large, n_large, done
+        sizes.clear()
+    return large, n_large
 
 
 class TraceSites:
