@@ -7,6 +7,7 @@ and /proc of this machine; the arithmetic is checked on made-up inputs.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -16,10 +17,17 @@ from typing import Any
 import pytest
 
 from memexport.core.registry import Registry
-from memexport.process import allocator
+from memexport.process import allocator, reader
 from memexport.process.allocator import MallocInfo, PymallocInfo, heap_ranges, parse_pymalloc
 from memexport.process.collector import ProcessCollector
-from memexport.process.ledger import CLASSES, LedgerInputs, build_ledger, component_bytes
+from memexport.process.ledger import (
+    CLASSES,
+    LedgerInputs,
+    build_ledger,
+    component_bytes,
+    memory_pages,
+)
+from memexport.process.reader import ProcessReader
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -224,3 +232,59 @@ def test_heap_ranges_find_the_main_and_thread_heaps() -> None:
     ])
     assert heap_ranges(maps) == [(0x55D0C0000000, 0x55D0C0100000),
                                  (0x7F0000000000, 0x7F0000400000)]
+
+
+# -- sources read cheaply on every tick ----------------------------------------------------
+
+
+def _proc_tree(root: Path, status: str, rollup: str | None) -> ProcessReader:
+    d = root / str(os.getpid())
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "status").write_text(status)
+    if rollup is not None:
+        (d / "smaps_rollup").write_text(rollup)
+    return ProcessReader(proc_root=str(root))
+
+
+def test_rss_and_anonymous_pages_come_from_status_and_rollup_only_without_rss_anon(
+        tmp_path: Path) -> None:
+    rollup = "Rss:                 900 kB\nAnonymous:           700 kB\n"
+    full = _proc_tree(tmp_path / "new", "VmRSS:\t    1000 kB\nRssAnon:\t     600 kB\n"
+                      "RssFile:\t     300 kB\nRssShmem:\t     100 kB\n", rollup)
+    assert memory_pages(full) == (1000 * 1024, 600 * 1024, "status")
+    old = _proc_tree(tmp_path / "old", "VmRSS:\t    1000 kB\n", rollup)  # kernel < 4.5
+    assert memory_pages(old) == (900 * 1024, 700 * 1024, "smaps_rollup")
+
+
+def test_the_live_status_and_rollup_agree_on_rss_and_anonymous_pages() -> None:
+    status, rollup = reader.proc_status(), reader.smaps_rollup()
+    assert status is not None and rollup is not None
+    for mine, kernel in ((status["VmRSS"], rollup["Rss"]),
+                         (status["RssAnon"], rollup["Anonymous"])):
+        assert abs(mine - kernel) <= max(TOLERANCE * kernel, 2 * MiB)
+
+
+def test_heap_ranges_are_reused_while_the_heaps_keep_their_bytes(tmp_path: Path) -> None:
+    assert allocator.heap_resident() is not None  # glibc's mincore (Debian)
+    maps = tmp_path / "maps"
+    maps.write_text(Path("/proc/self/maps").read_text())
+    first = allocator.heap_resident(str(maps), arena=1)
+    assert first is not None and first > 0
+    maps.write_text("")  # no heaps: seen only when maps is read again
+    for _ in range(allocator.HEAP_RANGES_REUSE - 1):
+        assert (allocator.heap_resident(str(maps), arena=1) or 0) > 0
+    assert allocator.heap_resident(str(maps), arena=1) == 0  # reused N times: read again
+    maps.write_text(Path("/proc/self/maps").read_text())
+    assert (allocator.heap_resident(str(maps), arena=1) or 0) == 0  # still reused
+    assert (allocator.heap_resident(str(maps), arena=2) or 0) > 0  # heaps changed: read
+
+
+def test_a_heap_gone_since_the_last_parse_makes_maps_read_again(tmp_path: Path) -> None:
+    assert allocator.heap_resident() is not None  # glibc's mincore (Debian)
+    maps = tmp_path / "maps"
+    # Below mmap_min_addr: never mapped, so mincore fails on it.
+    maps.write_text("00001000-00002000 rw-p 00000000 00:00 0                          [heap]\n")
+    with pytest.raises(OSError):
+        allocator.heap_resident(str(maps), arena=7)
+    maps.write_text("")
+    assert allocator.heap_resident(str(maps), arena=7) == 0

@@ -541,6 +541,42 @@ def test_tracemalloc_grouping_matches_filter_then_group(collectors: list[Process
             tracemalloc.stop()
 
 
+def test_grouping_sums_sizes_per_line_and_splits_large_traces_at_512_bytes() -> None:
+    from memexport.process.tracesites import group_traces
+
+    a, b = ("a.py", 1), ("b.py", 2)
+    traces = [(0, 100, (a,), 1), (0, 513, (a,), 1), (0, 512, (a, b), 2), (0, 4096, (b,), 1),
+              (0, 8, (), 0), (0, 700, (b, a), 2)]
+    by_frame, large, n_large, grouped = group_traces(traces, time.thread_time() + 60)
+    assert by_frame == {a: 100 + 513 + 512, b: 4096 + 700, None: 8}
+    assert (large, n_large, grouped) == (513 + 4096 + 700, 3, 6)
+
+
+def test_grouping_over_several_chunks_adds_up_every_chunk() -> None:
+    from memexport.process.tracesites import _CHUNK, group_traces
+
+    site = ("x.py", 1)
+    traces = [(0, 32 if i % 2 else 1000, (site,), 1) for i in range(2 * _CHUNK + 1)]
+    n_big = (len(traces) + 1) // 2
+    by_frame, large, n_large, grouped = group_traces(traces, time.thread_time() + 60)
+    assert grouped == len(traces)
+    assert (large, n_large) == (1000 * n_big, n_big)
+    assert by_frame == {site: 1000 * n_big + 32 * (len(traces) - n_big)}
+
+
+def test_the_grouping_time_box_is_the_collector_threads_cpu_time() -> None:
+    from memexport.process.tracesites import _CHUNK, group_traces
+
+    site = ("x.py", 1)
+    traces = [(0, 32, (site,), 1)] * (2 * _CHUNK + 1)
+    # A deadline in thread CPU seconds: a minute ahead groups everything (a wall-clock
+    # reading, far larger, would be past it); one already passed stops after a chunk.
+    whole = group_traces(traces, time.thread_time() + 60)
+    assert whole[3] == len(traces) and whole[0] == {site: 32 * len(traces)}
+    cut = group_traces(traces, time.thread_time() - 1)
+    assert cut[3] == _CHUNK and cut[0] == {site: 32 * _CHUNK}
+
+
 def test_growing_allocation_sites_become_suspects(collectors: list[ProcessCollector]) -> None:
     reg = Registry()
     c = ProcessCollector(reg, interval=3600, tracemalloc=True, ledger=False, cgroup=False)

@@ -126,7 +126,7 @@ def mallinfo(maps_path: str | None = "/proc/self/maps") -> MallocInfo | None:
     resident = None
     if maps_path is not None:
         try:
-            resident = heap_resident(maps_path)
+            resident = heap_resident(maps_path, arena=int(m.arena))
         except OSError:
             resident = None
     return MallocInfo(in_use=int(m.uordblks) + int(m.hblkhd), free=int(m.fordblks),
@@ -141,10 +141,14 @@ def heap_ranges(maps_text: str) -> list[tuple[int, int]]:
     """(start, end) of glibc's heaps in ``/proc/self/maps``: ``[heap]`` (the main arena) and
     the read-write part of thread arenas (anonymous, starting on a ``HEAP_MAX_SIZE``
     boundary, followed by their unused ``---p`` reserve or exactly that size)."""
+    # Only anonymous rows (no device, inode 0) are kept: a reserve must start where its heap
+    # ends, so rows left out between two kept ones never hide an adjacent pair.
     rows: list[tuple[int, int, str, str]] = []
     for line in maps_text.splitlines():
+        if " 00:00 0" not in line:  # cheap test first: most rows are files
+            continue
         parts = line.split(maxsplit=5)
-        if len(parts) < 5:
+        if len(parts) < 5 or parts[3] != "00:00" or parts[4] != "0":
             continue
         start, _, end = parts[0].partition("-")
         rows.append((int(start, 16), int(end, 16), parts[1], parts[5].strip() if len(parts) > 5
@@ -178,16 +182,48 @@ def _page_size() -> int:
     return mmap.PAGESIZE
 
 
-def heap_resident(maps_path: str = "/proc/self/maps") -> int | None:
-    """Resident bytes of glibc's heaps (``mincore`` over ``heap_ranges``), None without glibc."""
+#: Readings that reuse the heaps' ranges while glibc's heap bytes stay the same.
+HEAP_RANGES_REUSE = 10
+#: (maps path, glibc's ``arena`` bytes, readings served, ranges): the last parse of maps.
+_ranges_cache: tuple[str, int, int, list[tuple[int, int]]] | None = None
+
+
+def _heap_ranges_of(maps_path: str, arena: int | None, fresh: bool
+                    ) -> list[tuple[int, int]]:
+    """The heaps' ranges: parsed from ``maps_path`` again unless the last parse has the same
+    ``arena`` bytes (glibc's heaps neither grew nor shrank) and served fewer than
+    ``HEAP_RANGES_REUSE`` readings. The kernel writes maps at a cost that grows with the
+    number of mappings; the heaps change far less often than they are read."""
+    global _ranges_cache
+    cached = _ranges_cache
+    if (not fresh and arena is not None and cached is not None and cached[0] == maps_path
+            and cached[1] == arena and cached[2] < HEAP_RANGES_REUSE):
+        _ranges_cache = (maps_path, arena, cached[2] + 1, cached[3])
+        return cached[3]
+    with open(maps_path) as f:
+        ranges = heap_ranges(f.read())
+    _ranges_cache = None if arena is None else (maps_path, arena, 1, ranges)
+    return ranges
+
+
+def heap_resident(maps_path: str = "/proc/self/maps", arena: int | None = None) -> int | None:
+    """Resident bytes of glibc's heaps (``mincore`` over ``heap_ranges``), None without glibc.
+
+    ``arena`` (``mallinfo2().arena``, the heaps' bytes) lets the ranges of the last reading be
+    reused while it stays the same, for at most ``HEAP_RANGES_REUSE`` readings; a range gone
+    meanwhile (``mincore`` fails) makes it read maps again at once.
+    """
     libc = _load()
     if libc is None or getattr(libc, "mincore", None) is None:
         return None
-    with open(maps_path) as f:
-        ranges = heap_ranges(f.read())
     libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
     libc.mincore.restype = ctypes.c_int
-    return sum(_resident(lo, hi) for lo, hi in ranges)
+    ranges = _heap_ranges_of(maps_path, arena, fresh=False)
+    try:
+        return sum(_resident(lo, hi) for lo, hi in ranges)
+    except OSError:
+        ranges = _heap_ranges_of(maps_path, arena, fresh=True)
+        return sum(_resident(lo, hi) for lo, hi in ranges)
 
 
 def malloc_trim(pad: int = 0) -> bool:

@@ -3,8 +3,8 @@
 Classes, in the order they are attributed (each takes at most what is left of RSS):
 
 ==================  ===========================================================================
-``file``            file-backed and shared-memory pages: ``Rss - Anonymous`` of
-                    ``/proc/self/smaps_rollup`` (code, mapped files, shm); the kernel's figure
+``file``            file-backed and shared-memory pages: ``VmRSS - RssAnon`` of
+                    ``/proc/self/status`` (code, mapped files, shm); the kernel's figure
 ``components``      instrumented components, summed per kind (``registry.bytes_by_object``),
                     a component held in an agent's memory store subtracted from the agent
 ``python_objects``  other live Python objects: pymalloc's allocated blocks, plus, when tracing,
@@ -25,7 +25,8 @@ cannot be read leaves its class at 0 and its bytes in ``unattributed`` (musl: no
 Sources can over-report resident memory (free chunks already returned with ``MADV_DONTNEED``,
 untouched ``calloc`` pages, swapped pages): what exceeds RSS is clipped from the classes last
 in the order and exported as ``memexport_memory_ledger_clipped_bytes``, so the classes always
-sum to the RSS read (``smaps_rollup`` ``Rss``, or ``VmRSS`` of ``/proc/self/status``).
+sum to the RSS read (``VmRSS`` of ``/proc/self/status``, or ``smaps_rollup`` ``Rss`` on
+kernels before 4.5).
 """
 
 from __future__ import annotations
@@ -139,13 +140,19 @@ def python_small(pym: PymallocInfo | None, traced: TraceReading | None,
 
 
 def memory_pages(reader: Any) -> tuple[int, int, str]:
-    """(RSS, anonymous RSS, source) from ``smaps_rollup``, else ``/proc/self/status``."""
+    """(RSS, anonymous RSS, source) from ``/proc/self/status``, else ``smaps_rollup``.
+
+    ``status`` serves the kernel's RSS counters (``VmRSS`` is ``RssAnon + RssFile +
+    RssShmem``, read at once): constant cost, the figure ``process_resident_memory_bytes``
+    reads too. ``smaps_rollup`` walks every page table (3 ms of CPU per GiB resident here), so it
+    is read only on kernels whose ``status`` has no ``RssAnon`` (before 4.5).
+    """
     try:
-        rollup = reader.smaps_rollup()
-        return rollup["Rss"], rollup["Anonymous"], "smaps_rollup"
-    except (OSError, KeyError):
         status = reader.status()
         return status["VmRSS"], status["RssAnon"], "status"
+    except (OSError, KeyError):
+        rollup = reader.smaps_rollup()
+        return rollup["Rss"], rollup["Anonymous"], "smaps_rollup"
 
 
 def _entries(comp: Any, obj: Any, limit: int) -> list[Any]:
@@ -211,7 +218,10 @@ def read_ledger(registry: Registry, reader: Any, traced: TraceReading | None = N
         by_kind, _nested = component_bytes(registry, time.perf_counter() + budget_seconds)
     pym = allocator.pymalloc()
     glibc = allocator.mallinfo()
-    small, pym_free = python_small(pym, traced, sys.getallocatedblocks())
+    # sys.getallocatedblocks() walks every pymalloc pool: only the estimate while tracing
+    # needs it (pymalloc's own figures are there otherwise).
+    blocks = sys.getallocatedblocks() if pym is None and traced is not None else None
+    small, pym_free = python_small(pym, traced, blocks)
     return build_ledger(LedgerInputs(
         rss=rss, anon=anon, components=by_kind, python_small=small, pymalloc_free=pym_free,
         python_large=traced.large if traced is not None else None, malloc=glibc))

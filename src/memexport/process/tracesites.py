@@ -3,9 +3,13 @@
 One snapshot per tick, grouped by allocation line first (a dict over the raw traces) and only
 then filtered: rows whose file is tracemalloc's, importlib's or this package's are dropped
 (a few thousand rows, not every trace as ``Snapshot.filter_traces`` does). The grouping loop
-is time-boxed: past its deadline the traces not yet grouped are left out and the sums scaled
-up from the share grouped (``memexport_tracemalloc_coverage_ratio`` says how much). Growth
-between ticks feeds a ``GrowthRanker``: the leak suspects.
+allocates no object per trace, since tracemalloc would trace each one. The reading is
+time-boxed in CPU time of the collector thread (``time.thread_time``: a loaded host's
+preemption does not shrink it): past its deadline the traces not yet grouped are left out
+and the sums scaled up from the share grouped (``memexport_tracemalloc_coverage_ratio`` says
+how much); the tick's wall time stays exported as
+``memexport_collector_duration_seconds{collector="tracemalloc"}``. Growth between ticks
+feeds a ``GrowthRanker``: the leak suspects.
 
 The same pass sums the traces over 512 bytes (pymalloc's limit): Python allocations that
 live in the C allocator, which the RSS ledger moves from ``malloc_used`` to Python objects.
@@ -13,7 +17,9 @@ live in the C allocator, which the RSS ledger moves from ``malloc_used`` to Pyth
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
+import itertools
 import os
 import time
 import tracemalloc as _tm
@@ -65,28 +71,54 @@ class TraceReading:
 def group_traces(traces: list[tuple[int, int, tuple[Frame, ...], int]], deadline: float
                  ) -> tuple[dict[Frame | None, int], int, int, int]:
     """Bytes per most recent frame, bytes and count of large traces, over the traces grouped
-    before ``deadline`` (``time.perf_counter()``); returns (by_frame, large, n_large, grouped)."""
-    by: dict[tuple[Frame, ...], int] = {}
+    before ``deadline`` (``time.thread_time()``, this thread's CPU seconds); returns
+    (by_frame, large, n_large, grouped).
+
+    The loop over the traces allocates nothing (an ``int`` made per trace would be traced
+    too: tracemalloc's hooks cost several times the loop): each trace's size, an ``int``
+    that already exists, is appended to its stack's list; the lists are summed in C and
+    emptied after each chunk, so they never hold more than a chunk.
+    """
+    by: dict[tuple[Frame, ...], list[int]] = {}
     get = by.get
+    by_frame: dict[Frame | None, int] = {}
     large = n_large = 0
-    limit = SMALL_REQUEST_THRESHOLD
     n = len(traces)
     done = 0
     while done < n:
         end = min(n, done + _CHUNK)
         for _domain, size, frames, _total in traces[done:end]:
-            by[frames] = get(frames, 0) + size
-            if size > limit:
-                large += size
-                n_large += 1
+            sizes = get(frames)
+            if sizes is None:
+                by[frames] = sizes = []
+            sizes.append(size)
         done = end
-        if time.perf_counter() > deadline:
+        chunk_large, chunk_n = _fold(by, by_frame)
+        large += chunk_large
+        n_large += chunk_n
+        if time.thread_time() > deadline:
             break
-    by_frame: dict[Frame | None, int] = {}
-    for frames, size in by.items():  # a traceback per distinct stack: few
-        key = frames[0] if frames else None
-        by_frame[key] = by_frame.get(key, 0) + size
     return by_frame, large, n_large, done
+
+
+def _fold(by: dict[tuple[Frame, ...], list[int]], by_frame: dict[Frame | None, int]
+          ) -> tuple[int, int]:
+    """Add the sizes listed per stack to ``by_frame`` and empty the lists; returns the bytes
+    and count of the large traces among them."""
+    limit = SMALL_REQUEST_THRESHOLD
+    large = n_large = 0
+    for frames, sizes in by.items():  # a list per distinct stack: few
+        if not sizes:
+            continue
+        if max(sizes) > limit:
+            sizes.sort()
+            first = bisect.bisect_right(sizes, limit)
+            n_large += len(sizes) - first
+            large += sum(itertools.islice(sizes, first, None))
+        key = frames[0] if frames else None
+        by_frame[key] = by_frame.get(key, 0) + sum(sizes)
+        sizes.clear()
+    return large, n_large
 
 
 class TraceSites:
@@ -109,7 +141,7 @@ class TraceSites:
         """A reading now, or None when tracemalloc is not tracing (series absent)."""
         if not _tm.is_tracing():
             return None
-        start = time.perf_counter()
+        start = time.thread_time()
         current, peak = _tm.get_traced_memory()
         overhead = _tm.get_tracemalloc_memory()
         traces = _tm._get_traces()  # type: ignore[attr-defined]  # what take_snapshot() wraps

@@ -99,7 +99,7 @@ def _ledger(v: View, q: _Q) -> list[Any]:
                    "left out (pages returned to the OS, untouched or swapped). Large values "
                    "mean the ledger's unattributed class is a lower bound.", w=12),
         timeseries("Ledger sum vs RSS", [target(v, f"{q.total} / max {v.by()} ({q.rss})")],
-                   RATIO, description="The ledger's total (smaps_rollup Rss) over "
+                   RATIO, description="The ledger's total (VmRSS) over "
                    "prometheus_client's RSS (read separately): 1 within the documented "
                    "tolerance.", min_value=None, w=12),
     ]
