@@ -7,8 +7,10 @@ anything else (bulk adds, coroutines, other signatures) keeps the shared subclas
 from __future__ import annotations
 
 import inspect
+import keyword
 from collections import deque
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from memexport.instrument.templates import compile_functions
@@ -27,7 +29,7 @@ def {name}(self, message):
 _NAMED_ADD_BOUNDED = '''
 def {name}(self, message):
     try:
-        c = _hist(self)
+        c = {hist}
         full = len(c) >= c.maxlen
     except Exception:
         full = False
@@ -40,14 +42,14 @@ def {name}(self, message):
 _NAMED_SUMMARIZE = '''
 def {name}(self, *args, **kwargs):
     try:
-        n0 = len(_hist(self))
+        n0 = len({hist})
     except Exception:
         return _original(self, *args, **kwargs)
     try:
         return _original(self, *args, **kwargs)
     finally:
         try:
-            gone = n0 - len(_hist(self))
+            gone = n0 - len({hist})
         except Exception:
             gone = 0
         if gone > 0:
@@ -71,6 +73,7 @@ def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
     if hist is None:
         return None
     bounded = bounded_deque(hist, obj)
+    read = _attribute_read(hist)
     out: dict[str, Any] = {}
     for method, bulk in info.adds:
         fn = getattr(cls, method, None)
@@ -80,15 +83,30 @@ def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
         names = {"_original": fn, "_hist": hist, "_added": handles.added,
                  "_dropped": handles.dropped}
         out[method] = compile_functions(_NAMED_ADD_BOUNDED if bounded else _NAMED_ADD,
-                                        names, name=method)[method]
+                                        names, name=method, hist=read)[method]
     for method in info.summarize:
         fn = getattr(cls, method, None)
         if not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
                 or not method.isidentifier():
             return None
         names = {"_original": fn, "_hist": hist, "_summarized": handles.summarized}
-        out[method] = compile_functions(_NAMED_SUMMARIZE, names, name=method)[method]
+        out[method] = compile_functions(_NAMED_SUMMARIZE, names, name=method,
+                                        hist=read)[method]
     return out
+
+
+def _attribute_read(getter: Callable[[Any], Any]) -> str:
+    """How a template reads the history: ``self.<attr>`` for ``attrgetter("<attr>")`` (an
+    attribute load the interpreter specialises, where the getter is a call), else the call."""
+    if type(getter) is attrgetter:
+        try:
+            args = getter.__reduce__()[1]
+        except Exception:
+            args = ()
+        if len(args) == 1 and isinstance(args[0], str) and args[0].isidentifier() \
+                and not keyword.iskeyword(args[0]):
+            return f"self.{args[0]}"
+    return "_hist(self)"
 
 
 def positional_arity(fn: Callable[..., Any]) -> int | None:
