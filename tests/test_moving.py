@@ -153,3 +153,25 @@ def test_attributes_stay_the_objects_own() -> None:
     obj.extra = 1  # type: ignore[attr-defined]
     assert vars(obj)["extra"] == 1
     assert "__memexport" not in " ".join(vars(obj))
+
+
+def test_a_copy_that_is_the_object_itself_stays_tracked() -> None:
+    """A class whose ``__copy__`` returns the object (immutable-style) keeps it moved."""
+    import copy
+
+    import memexport
+    from memexport.core.registry import Registry
+    from memexport.instrument import moving
+
+    class Same:
+        def __init__(self) -> None:
+            self.history: list[object] = []
+
+        def add_message(self, message: object) -> None:
+            self.history.append(message)
+
+        def __copy__(self) -> Same:
+            return self
+
+    obj = memexport.conversation(Same(), name="same_copy", registry=Registry())
+    assert copy.copy(obj) is obj and moving.moved_base(type(obj)) is Same

@@ -92,7 +92,7 @@ def subclass(cls: type, methods: dict[str, Callable[..., Any]]) -> type:
     if callable(own_copy):  # cachetools' makes ``type(self).__new__``: a copy counts nothing
         def __copy__(self: Any) -> Any:
             clone = own_copy(self)
-            if type(clone) is moved:
+            if clone is not self and type(clone) is moved:
                 _set_attr(clone, "__class__", cls)
             return clone
         ns["__copy__"] = __copy__
