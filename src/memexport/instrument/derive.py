@@ -12,7 +12,7 @@ from typing import Any
 
 from memexport.core import forks
 
-__all__ = ["derived_class"]
+__all__ = ["derived_class", "named_as"]
 
 _lock = forks.RLock()
 
@@ -26,11 +26,17 @@ def derived_class(classes: dict[Any, type], variant: Any, base: type,
         with _lock:
             cls = classes.get(variant)
             if cls is None:
-                ns: dict[str, Any] = {"__slots__": (), "__module__": base.__module__}
-                for attr, fn in methods().items():
-                    if callable(fn) and hasattr(fn, "__code__"):
-                        fn.__name__ = attr
-                        fn.__qualname__ = f"{base.__qualname__}.{attr}"
-                    ns[attr] = fn
+                ns: dict[str, Any] = {"__slots__": (), "__module__": base.__module__,
+                                      **named_as(methods(), base)}
                 cls = classes[variant] = type(base.__name__, (base,), ns)
     return cls
+
+
+def named_as(methods: dict[str, Any], owner: type) -> dict[str, Any]:
+    """``methods`` with generated functions named as attributes of ``owner`` (tracebacks
+    and ``repr`` show ``Owner.attr``, not the template's name)."""
+    for attr, fn in methods.items():
+        if callable(fn) and hasattr(fn, "__code__"):
+            fn.__name__ = attr
+            fn.__qualname__ = f"{owner.__qualname__}.{attr}"
+    return methods

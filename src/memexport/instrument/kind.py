@@ -34,7 +34,7 @@ from memexport.core.importing import refuse_inside_import
 from memexport.core.model import Kind
 from memexport.core.registry import Component, Group, Index, Profile, Registry
 from memexport.instrument import adapters, moving, patching
-from memexport.instrument.derive import derived_class
+from memexport.instrument.derive import derived_class, named_as
 from memexport.instrument.detach import detach, is_proxy
 from memexport.instrument.events import Events
 from memexport.instrument.shape import Shape, Style, on_target, proxied, replacing
@@ -281,13 +281,9 @@ class KindSpec:
         moved = classes.get(key, NOT_GIVEN)
         if moved is NOT_GIVEN:  # worked out once per name and key, a None included
             methods = shape.moved_methods(obj, handles, opts) if moving.movable(cls) else None
-            if methods is not None:
-                for attr, fn in methods.items():
-                    if hasattr(fn, "__code__"):
-                        fn.__name__ = attr
-                        fn.__qualname__ = f"{cls.__qualname__}.{attr}"
             moved = classes.setdefault(
-                key, moving.subclass(cls, methods) if methods is not None else None)
+                key, moving.subclass(cls, named_as(methods, cls)) if methods is not None
+                else None)
         if moved is None:
             return None
         profile = self.profile_of(shape, obj, opts, variant=variant)

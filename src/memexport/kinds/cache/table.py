@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from memexport.core.checks import cached_options, shown
@@ -138,13 +138,16 @@ class CacheOptions:
         try:
             return self.__dict__["_hash"]  # type: ignore[no-any-return]
         except KeyError:
-            h = hash((self.sizer, self.entry_sizer, self.items, self.bytes, self.max_items,
-                      self.max_bytes, self.lookups, self.stores, self.miss_id))
+            h = hash(tuple(getattr(self, f.name) for f in _COMPARED))
             object.__setattr__(self, "_hash", h)
             return h
 
 
-#: The options of ``memexport.cache(obj, name)`` with no other argument (the usual call).
+#: The fields equality compares (and so the hash covers).
+_COMPARED = tuple(f for f in fields(CacheOptions) if f.compare)
+
+#: The options of ``memexport.cache(obj, name)`` with no other argument (the usual call: it
+#: skips the validator, whose keyword call costs more than a cache's whole registration).
 DEFAULT_OPTIONS = CacheOptions()
 
 

@@ -58,6 +58,7 @@ def {name}(self, *args, **kwargs):
 
 
 def bounded_deque(getter: Callable[[Any], Any] | None, obj: Any) -> bool:
+    """Whether ``getter(obj)`` is a deque with a ``maxlen`` (whose drops are counted)."""
     try:
         c = getter(obj) if getter is not None else None
     except Exception:

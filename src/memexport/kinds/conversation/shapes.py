@@ -100,14 +100,7 @@ def _bounded(comp: Component, obj: Any) -> Callable[[Any], Any] | None:
     if hist is _UNSEEN:
         info = profile_now(comp, obj).extra
         getter = info.history if isinstance(info, ConversationInfo) else None
-        hist = None
-        if getter is not None:
-            try:
-                c = getter(obj)
-                if isinstance(c, deque) and c.maxlen is not None:
-                    hist = getter
-            except Exception:
-                hist = None
+        hist = getter if named.bounded_deque(getter, obj) else None
         comp.state = hist
     return hist  # type: ignore[no-any-return]
 
