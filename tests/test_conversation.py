@@ -442,3 +442,23 @@ def test_managers_of_two_names_move_into_their_names_own_classes() -> None:
     assert type(memexport.uninstrument(a)) is cls
     a.add_message(message(9))
     assert conv(samples(reg), "memexport_conversation_messages_added_total", "named_a") == 6
+
+
+def test_a_bounded_history_replaced_by_a_longer_one_counts_its_own_drops() -> None:
+    """The name's subclass is made per maxlen (read then only once the history is that
+    long): a manager whose history becomes a longer deque counts no false drop."""
+    reg = Registry()
+    cls = guide.MemoryEfficientConversationManager
+    small = memexport.conversation(cls(max_history_length=3), name="resized", registry=reg)
+    other = memexport.conversation(cls(max_history_length=5), name="resized", registry=reg)
+    assert type(small) is not type(other)  # one subclass per maxlen
+    for i in range(4):
+        small.add_message(message(i))
+    assert conv(samples(reg), "memexport_conversation_messages_dropped_total", "resized") == 1
+    small.conversation_history = deque(small.conversation_history, maxlen=6)
+    for i in range(6):
+        small.add_message(message(i))  # 3 -> 6 held, then 3 drops
+    s = samples(reg)
+    assert len(small.conversation_history) == 6
+    assert conv(s, "memexport_conversation_messages_dropped_total", "resized") == 4
+    assert conv(s, "memexport_conversation_messages_added_total", "resized") == 10

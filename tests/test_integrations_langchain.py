@@ -91,3 +91,82 @@ def test_deprecated_history_is_still_recognised(fresh_registry: Registry) -> Non
         history.add_messages([HumanMessage("a"), AIMessage("b")])
     v = series(fresh_registry, "conversation", "legacy")
     assert v["conversation_messages"] == 2 == v["conversation_messages_added_total"]
+
+
+class History(pytest.importorskip("langchain_core.chat_history")  # type: ignore[misc]
+              .InMemoryChatMessageHistory):
+    """This module's own history class (what memexport patches stays here)."""
+
+
+def test_in_memory_history_counts_through_its_list_and_stays_a_model(
+        fresh_registry: Registry) -> None:
+    """The model keeps its class and behaviour; only its list is the name's tracked one."""
+    import copy
+    import json
+    import pickle
+
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    add = History.add_message
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        h, other = History(), History()
+        h.add_message(HumanMessage("before"))
+        assert memexport.conversation(h, "held", registry=fresh_registry) is h
+    assert type(h) is History and isinstance(h.messages, list)
+    # No add method of the class is replaced: other instances never meet memexport.
+    assert History.add_message is add and "add_message" not in vars(History)
+    other.add_message(HumanMessage("elsewhere"))
+    h.add_user_message("a")
+    h.add_messages([AIMessage("b"), AIMessage("c")])
+    h.messages.extend([AIMessage("d")])
+    v = series(fresh_registry, "conversation", "held")
+    assert v["conversation_messages"] == 5 and v["conversation_messages_added_total"] == 4
+    # A pydantic model as before: dumps, equality, copies and pickles hold plain lists.
+    dumped = h.model_dump()
+    assert type(dumped["messages"]) is list and len(dumped["messages"]) == 5
+    json.loads(h.model_dump_json())
+    twin = History(messages=list(h.messages))
+    assert h == twin and repr(h) == repr(twin)
+    for clone in (copy.deepcopy(h), pickle.loads(pickle.dumps(h))):
+        assert type(clone.messages) is list and clone == h
+    # clear() puts a new list in: it is counted in turn; a shallow copy's own clear is not.
+    h.clear()
+    h.add_message(HumanMessage("after"))
+    shallow = h.model_copy()
+    shallow.clear()
+    shallow.add_message(HumanMessage("copy"))
+    v = series(fresh_registry, "conversation", "held")
+    assert v["conversation_messages"] == 1 and v["conversation_messages_added_total"] == 5
+    assert type(shallow.messages) is list and type(other.messages) is list
+    # Instrumented once: the same name gives it back, another name is refused; its list
+    # is no history of its own.
+    assert memexport.conversation(h, "held", registry=fresh_registry) is h
+    with pytest.raises(ValueError, match="already instrumented"):
+        memexport.conversation(h, "elsewhere", registry=fresh_registry)
+    with pytest.raises(TypeError):
+        memexport.conversation(h.messages, "its_list", registry=fresh_registry)
+    # Undone: the same list object, counting nothing; instrumenting again counts again.
+    held = h.messages
+    assert memexport.uninstrument(h) is h and h.messages is held
+    h.add_message(HumanMessage("untracked"))
+    assert series(fresh_registry, "conversation", "held")[
+        "conversation_messages_added_total"] == 5
+    memexport.conversation(h, "again", registry=fresh_registry)
+    h.add_message(HumanMessage("tracked"))
+    assert series(fresh_registry, "conversation", "again") == {
+        **series(fresh_registry, "conversation", "again"), "conversation_messages": 3,
+        "conversation_messages_added_total": 1}
+
+
+def test_in_memory_history_is_freed(fresh_registry: Registry) -> None:
+    import weakref
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        h = memexport.conversation(History(), "freed", registry=fresh_registry)
+    ref = weakref.ref(h)
+    del h
+    gc.collect()
+    assert ref() is None
+    assert series(fresh_registry, "conversation", "freed")["conversations"] == 0

@@ -176,8 +176,8 @@ class KindSpec:
                 return None  # a proxy of another kind
         elif comp is None and hasattr(type(obj), "__memexport_tracked__"):
             comp = getattr(obj, "_me_component", None)  # a view, found by its original
-            if comp is None or comp.group.kind is not self.kind:
-                return None
+            if comp is None or comp.group.kind is not self.kind or comp() is not obj:
+                return None  # (a list counting for the object holding it is no claim)
         return comp
 
     def instrument(self, obj: Any, name: Any, registry: Registry, opts: Any) -> Any:

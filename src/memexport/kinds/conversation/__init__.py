@@ -5,7 +5,8 @@ name (one per session is normal): series are per name, never per conversation id
 tracked object is one registry component in its name's group, read at scrape time with a
 profile built once per class; only adding a message is an event, counted by a wrapper that
 the tracked object's class method is replaced with once (objects that are not tracked pass
-straight through it). Nothing of memexport's is put on the app's object.
+straight through it), or by the tracked list a LangChain ``InMemoryChatMessageHistory`` is
+given in place of its own (``held``): no other attribute of the app's object is touched.
 
 Recognised without configuration: deque/list-based managers such as the guide's
 ``MemoryEfficientConversationManager``, plain ``deque``/``list`` histories (a tracking

@@ -16,10 +16,13 @@ from typing import Any
 from memexport.instrument.templates import compile_functions
 from memexport.kinds.conversation.table import ConversationInfo
 
-__all__ = ["bounded_deque", "methods", "positional_arity"]
+__all__ = ["bound", "bounded_deque", "methods", "positional_arity"]
 
 # A manager moved into its name's own subclass: the name's counters and the history getter
-# are bound in, so an add makes no index lookup (see ``ObjectShape.moved_methods``).
+# are bound in, so an add makes no index lookup (see ``ObjectShape.moved_methods``). A
+# bounded history's subclass is made per ``maxlen`` (the moved key): the deque's own
+# ``maxlen`` (an attribute read the interpreter cannot specialise) is read only once the
+# history is that long, so a history replaced by a longer deque counts no false drop.
 _NAMED_ADD = '''
 def {name}(self, message):
     result = _original(self, message)
@@ -30,7 +33,8 @@ _NAMED_ADD_BOUNDED = '''
 def {name}(self, message):
     try:
         c = {hist}
-        full = len(c) >= c.maxlen
+        n = len(c)
+        full = n >= _maxlen and n >= c.maxlen  # maxlen read only when it may be reached
     except Exception:
         full = False
     result = _original(self, message)
@@ -59,11 +63,16 @@ def {name}(self, *args, **kwargs):
 
 def bounded_deque(getter: Callable[[Any], Any] | None, obj: Any) -> bool:
     """Whether ``getter(obj)`` is a deque with a ``maxlen`` (whose drops are counted)."""
+    return bound(getter, obj) is not None
+
+
+def bound(getter: Callable[[Any], Any] | None, obj: Any) -> int | None:
+    """The ``maxlen`` of ``getter(obj)`` if it is a bounded deque, else None."""
     try:
         c = getter(obj) if getter is not None else None
     except Exception:
-        return False
-    return isinstance(c, deque) and c.maxlen is not None
+        return None
+    return c.maxlen if isinstance(c, deque) else None
 
 
 def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
@@ -73,7 +82,7 @@ def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
     hist = info.history
     if hist is None:
         return None
-    bounded = bounded_deque(hist, obj)
+    maxlen = bound(hist, obj)
     read = _attribute_read(hist)
     out: dict[str, Any] = {}
     for method, bulk in info.adds:
@@ -82,8 +91,8 @@ def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
                 or positional_arity(fn) != 1 or not method.isidentifier():
             return None
         names = {"_original": fn, "_hist": hist, "_added": handles.added,
-                 "_dropped": handles.dropped}
-        out[method] = compile_functions(_NAMED_ADD_BOUNDED if bounded else _NAMED_ADD,
+                 "_dropped": handles.dropped, "_maxlen": maxlen}
+        out[method] = compile_functions(_NAMED_ADD_BOUNDED if maxlen is not None else _NAMED_ADD,
                                         names, name=method, hist=read)[method]
     for method in info.summarize:
         fn = getattr(cls, method, None)

@@ -39,7 +39,7 @@ from memexport.kinds.conversation.table import (
 )
 
 __all__ = ["UNSEEN", "BuiltinShape", "HistoryShape", "ObjectShape", "history_profile",
-           "sized_of"]
+           "list_methods", "sized_of"]
 
 #: Attributes the generic recogniser looks for, in order.
 HISTORY_ATTRS = ("conversation_history", "history", "messages", "chat_history", "_history",
@@ -326,6 +326,14 @@ def __iadd__(self, messages):
 '''
 
 
+def list_methods(handles: Any) -> dict[str, Any]:
+    """A tracked list's counting methods for one name (every append, insert, extend)."""
+    names: dict[str, Any] = {"_added": handles.added, "_added_many": handles.added_many,
+                             "_append": list.append, "_insert": list.insert,
+                             "_extend": list.extend}
+    return compile_functions(_LIST, names, filename="<memexport tracked list>")
+
+
 def _identity(obj: Any) -> Any:
     return obj
 
@@ -357,8 +365,7 @@ class BuiltinShape(Shape):
                          _extend=deque.extend, _extendleft=deque.extendleft)
             funcs = compile_functions(_DEQUE, names, filename="<memexport tracked deque>")
         else:
-            names.update(_append=list.append, _insert=list.insert, _extend=list.extend)
-            funcs = compile_functions(_LIST, names, filename="<memexport tracked list>")
+            return list_methods(handles)
         return {k: v for k, v in funcs.items() if k.startswith("__") or not k.startswith("_")}
 
     def build(self, cls: type, obj: Any, opts: ConversationOptions) -> Any:
@@ -434,7 +441,7 @@ class ObjectShape(HistoryShape):
         return history_profile(kind, self.info(obj, opts), summaries=self._summaries(obj, opts))
 
     def moved_key(self, obj: Any, opts: ConversationOptions) -> Any:
-        return named.bounded_deque(self._history(obj, opts), obj)
+        return named.bound(self._history(obj, opts), obj)
 
     def moved_methods(self, obj: Any, handles: Any, opts: ConversationOptions
                       ) -> dict[str, Any] | None:

@@ -5,7 +5,9 @@ around it; the bookkeeping (a count, three clock reads, a hold keyed by ``id``) 
 pool's budget, so nothing else may be added. Here ``get``/``put`` are the bodies of
 ``queue.Queue.get``/``put`` as this Python ships them, compiled once per pool name with the
 bookkeeping in the same frame, and the clock read that starts the wait doubles as the one
-``get(timeout=...)`` reads for its deadline when both clocks are one. The copy is used only
+``get(timeout=...)`` reads for its deadline when both clocks are one; a get that finds an
+item without waiting reads no second clock (its wait is 0, its hold starts at that one
+read: the mutex is held for microseconds at most). The copy is used only
 when it is the running interpreter's: each body is compiled plain first and its bytecode
 compared with ``queue.Queue.get``/``put``'s (3.10-3.12 share one body, 3.13 adds
 ``shutdown``). A Python whose queue differs, or a subclass overriding ``get``/``put``, gets
@@ -30,8 +32,9 @@ from memexport.instrument.templates import compile_functions
 __all__ = ["inline_methods", "stdlib_bodies"]
 
 # The ``with`` blocks of CPython's ``Queue.get``/``put`` (Lib/queue.py, PSF licence), with
-# three marks: ``{now}`` the deadline's clock read, ``{got}`` the get's ``return item`` and
-# ``{put_done}`` the line after the put's ``self._put(item)``.
+# four marks: ``{now}`` the deadline's clock read, ``{wait}`` the first line of a loop that
+# waits for an item, ``{got}`` the get's ``return item`` and ``{put_done}`` the line after
+# the put's ``self._put(item)``.
 _GET_310 = '''
 with self.not_empty:
     if not block:
@@ -39,12 +42,14 @@ with self.not_empty:
             raise Empty
     elif timeout is None:
         while not self._qsize():
+            {wait}
             self.not_empty.wait()
     elif timeout < 0:
         raise ValueError("'timeout' must be a non-negative number")
     else:
         endtime = {now} + timeout
         while not self._qsize():
+            {wait}
             remaining = endtime - time()
             if remaining <= 0.0:
                 raise Empty
@@ -87,6 +92,7 @@ with self.not_empty:
             raise Empty
     elif timeout is None:
         while not self._qsize():
+            {wait}
             self.not_empty.wait()
             if self.is_shutdown and not self._qsize():
                 raise ShutDown
@@ -95,6 +101,7 @@ with self.not_empty:
     else:
         endtime = {now} + timeout
         while not self._qsize():
+            {wait}
             remaining = endtime - time()
             if remaining <= 0.0:
                 raise Empty
@@ -142,12 +149,13 @@ _PUT_HEAD = "def put(self, item, block=True, timeout=None):\n"
 # The bookkeeping: ``_x`` names are the pool name's handles (``timing.handle_names``).
 _GET = _GET_HEAD + '''    n = _next(_starts)
     t0 = _clock()
+    waited = False
     try:
 {body}
     except BaseException as exc:
         _failed(exc, False)
         raise
-    t = _clock()
+    t = _clock() if waited else t0
     _wait_add(t - t0)
     self._me_held[id(item)] = t
     if not n & {mask}:
@@ -179,7 +187,7 @@ def _compiled(source: str) -> CodeType:
 
 
 def _plain(head: str, body: str) -> str:
-    filled = body.format(now="time()", got="return item", put_done="")
+    filled = body.format(now="time()", got="return item", put_done="", wait="")
     return head + '    """The docstring, first constant as in the stdlib."""' + textwrap.indent(
         filled, "    ")
 
@@ -223,7 +231,8 @@ def inline_methods(names: Mapping[str, Any], cls: type) -> dict[str, Any]:
              "Full": queue.Full, "ShutDown": getattr(queue, "ShutDown", None)}
     out: dict[str, Any] = {}
     if get_body is not None and getattr(cls, "get", None) is queue.Queue.get:
-        body = get_body.format(now="t0" if _one_clock() else "time()", got="")
+        body = get_body.format(now="t0" if _one_clock() else "time()", got="",
+                               wait="waited = True")
         # ``next(count)`` is a cheaper call than the count's bound ``__next__``.
         scope.update(_next=next, _starts=names["_started"].__self__)
         out.update(compile_functions(_GET, scope, filename="<memexport queue get>",
