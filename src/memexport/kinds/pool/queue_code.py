@@ -202,16 +202,18 @@ def _matching(bodies: tuple[str, ...], head: str, fn: Callable[..., Any]) -> str
     return None
 
 
-_found: dict[str, str | None] = {}
+_found: list[tuple[str | None, str | None]] = []
 
 
 def stdlib_bodies() -> tuple[str | None, str | None]:
     """The ``with`` blocks of this Python's ``Queue.get`` and ``Queue.put`` among the copies
-    (None for one that matches none), worked out once."""
+    (None for one that matches none), worked out once. Both are stored in one step: a
+    signal handler instrumenting a queue mid-way finds both or neither."""
     if not _found:
-        _found["get"] = _matching((_GET_310, _GET_313), _GET_HEAD, queue.Queue.get)
-        _found["put"] = _matching((_PUT_310, _PUT_313), _PUT_HEAD, queue.Queue.put)
-    return _found["get"], _found["put"]
+        found = (_matching((_GET_310, _GET_313), _GET_HEAD, queue.Queue.get),
+                 _matching((_PUT_310, _PUT_313), _PUT_HEAD, queue.Queue.put))
+        _found.append(found)
+    return _found[0]
 
 
 def _one_clock() -> bool:
