@@ -1,7 +1,7 @@
 """Event counters for the application's hot path: exact under threads, no lock per event.
 
-``Counter.inc`` is the C-level ``__next__`` of an ``itertools.count``: one call, atomic under
-the GIL, tens of nanoseconds. ``Adder`` and ``Histogram`` take amounts through a C-level
+``Counter.inc`` is the C-level ``__next__`` of an ``itertools.repeat``: one call, atomic
+under the GIL, making no object. ``Adder`` and ``Histogram`` take amounts through a C-level
 ``append`` (also atomic) and fold them into totals only when read, or every ``FOLD_AT``
 values, so the hot path never waits on a lock.
 """
@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
+import sys
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from memexport.core import forks
 
 __all__ = ["DEFAULT_SECONDS_BUCKETS", "FOLD_AT", "FOLD_MASK", "Adder", "Counter", "Histogram",
-           "HistogramValue", "validate_buckets"]
+           "HistogramValue", "NumberedCounter", "validate_buckets"]
+
+#: What a counter counts down from: never reached (2**63 - 1 events).
+_TIMES = sys.maxsize
 
 #: Pending amounts kept before the adding thread folds them (bounds memory when unread).
 FOLD_AT = 4096
@@ -36,9 +41,25 @@ DEFAULT_SECONDS_BUCKETS: tuple[float, ...] = (
 class Counter:
     """A monotonic event count; call ``inc()`` (no argument) once per event.
 
-    ``inc`` returns the count before the event, which hot paths use to fold a buffer every
-    ``FOLD_AT`` events (``if not n & FOLD_MASK``).
+    ``inc`` is the ``__next__`` of an ``itertools.repeat(None, N)``: it makes no object per
+    event (a count's ``__next__`` makes an int, about 9 ns more), and the value is what was
+    taken from the ``N``. It returns None; ``NumberedCounter`` returns the count.
     """
+
+    __slots__ = ("_left", "inc")
+
+    def __init__(self) -> None:
+        self._left = itertools.repeat(None, _TIMES)
+        self.inc: Callable[[], Any] = self._left.__next__
+
+    def value(self) -> int:
+        """The number of ``inc()`` calls so far (what is left, read with no side effect)."""
+        return _TIMES - operator.length_hint(self._left)
+
+
+class NumberedCounter:
+    """A counter whose ``inc`` returns the count before the event, which hot paths use to
+    fold a buffer every ``FOLD_AT`` events (``if not n & FOLD_MASK``)."""
 
     __slots__ = ("_count", "inc")
 

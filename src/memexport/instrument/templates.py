@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from types import CodeType
 from typing import Any
 
-__all__ = ["compile_functions", "forwarding"]
+__all__ = ["compile_functions", "forwarding", "is_count_step"]
 
 #: Compiled sources, so a new name costs an ``exec`` of its module code, not a compile (about
 #: a millisecond, long enough for signal handlers to pile up). Bounded: the sources come from
@@ -33,7 +33,7 @@ def compile_functions(template: str, names: Mapping[str, Any], *,
     ``names`` are the globals the functions see (counters, original methods, helpers).
     Returns ``{function name: function}`` for the functions the template defines.
     """
-    counts = tuple(sorted(k for k, v in names.items() if _is_count_step(v)))
+    counts = tuple(sorted(k for k, v in names.items() if is_count_step(v)))
     key = (template, filename, tuple(sorted(subst.items())), counts)
     code = _CODE.get(key)
     if code is None:
@@ -53,20 +53,29 @@ def compile_functions(template: str, names: Mapping[str, Any], *,
             scope[k + "_mx_c"] = names[k].__self__
     before = set(scope)
     exec(code, scope)
-    return {k: v for k, v in scope.items()
-            if k not in before and callable(v) and not k.startswith("__builtins")}
+    out = {k: v for k, v in scope.items()
+           if k not in before and callable(v) and not k.startswith("__builtins")}
+    for fn in out.values():
+        # Each name's function gets a code object of its own: the interpreter's inline
+        # caches live in it, and one shared by names whose objects have other types would
+        # keep respecialising (and backing off) as the names take turns.
+        code_of = getattr(fn, "__code__", None)
+        if code_of is not None:
+            fn.__code__ = code_of.replace()
+    return out
 
 
 #: ``_name()`` in a template, where ``_name`` may be a counter's step.
 _COUNT_CALL = re.compile(r"(?<![\w.])(_\w+)\(\)")
-_COUNT_TYPE = type(itertools.count())
+_COUNT_TYPES = (type(itertools.count()), type(itertools.repeat(None, 1)))
 
 
-def _is_count_step(fn: Any) -> bool:
-    """Whether ``fn`` is ``itertools.count().__next__``: a template calling it as ``_x()``
-    calls ``next(count)`` instead, a builtin's fast call (about 120 instructions fewer than
-    a method-wrapper's, which goes through an argument tuple)."""
-    return type(fn) is _STEP_TYPE and type(getattr(fn, "__self__", None)) is _COUNT_TYPE
+def is_count_step(fn: Any) -> bool:
+    """Whether ``fn`` is a counter's ``inc``: the ``__next__`` of an ``itertools.count`` or
+    ``repeat``. A template calling it as ``_x()`` calls ``next(it)`` instead, a builtin's
+    fast call (about 120 instructions fewer than a method-wrapper's, which goes through an
+    argument tuple)."""
+    return type(fn) is _STEP_TYPE and type(getattr(fn, "__self__", None)) in _COUNT_TYPES
 
 
 _STEP_TYPE = type(itertools.count().__next__)

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from memexport.instrument.templates import compile_functions
+from memexport.instrument.inlining import inlined
+from memexport.instrument.templates import compile_functions, is_count_step
 from memexport.kinds.conversation.table import ConversationInfo
 
 __all__ = ["bound", "bounded_deque", "methods", "positional_arity"]
@@ -61,6 +62,45 @@ def {name}(self, *args, **kwargs):
 '''
 
 
+# The same bookkeeping put into the add method's own body (``instrument.inlining``), where
+# its source compiles to the code that runs: no frame and call more than the app's.
+# The maxlen is a constant of the code (one per subclass), compared as a jump the
+# interpreter specialises; the deque's own is read only once the history is that long.
+_INLINE_BOUNDED = '''
+_me_full = False
+try:
+    _me_c = {hist}
+    if _me_len(_me_c) >= {maxlen}:
+        _me_full = _me_len(_me_c) >= _me_c.maxlen
+except Exception:
+    pass
+'''
+_INLINE_BOUNDED_DONE = '''
+if _me_full:
+    _me_dropped()
+_me_next(_me_added)
+'''
+_INLINE_DONE = '''
+_me_next(_me_added)
+'''
+
+
+def _inlined_add(fn: Any, hist: Callable[[Any], Any], maxlen: int | None, handles: Any
+                 ) -> Any:
+    """The add method ``fn`` with the bookkeeping in its body, or None (then wrapped)."""
+    if not is_count_step(handles.added):
+        return None
+    names = {"_me_next": next, "_me_added": handles.added.__self__}
+    if maxlen is None:
+        return inlined(fn, "", _INLINE_DONE, names)
+    read = _attribute_read(hist, "{self}", "_me_hist")
+    names.update(_me_len=len, _me_dropped=handles.dropped)
+    if "_me_hist" in read:
+        names["_me_hist"] = hist
+    prologue = _INLINE_BOUNDED.replace("{hist}", read).replace("{maxlen}", str(int(maxlen)))
+    return inlined(fn, prologue, _INLINE_BOUNDED_DONE, names)
+
+
 def bounded_deque(getter: Callable[[Any], Any] | None, obj: Any) -> bool:
     """Whether ``getter(obj)`` is a deque with a ``maxlen`` (whose drops are counted)."""
     return bound(getter, obj) is not None
@@ -90,10 +130,13 @@ def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
         if bulk or not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
                 or positional_arity(fn) != 1 or not method.isidentifier():
             return None
-        names = {"_original": fn, "_hist": hist, "_added": handles.added,
-                 "_dropped": handles.dropped, "_maxlen": maxlen}
-        out[method] = compile_functions(_NAMED_ADD_BOUNDED if maxlen is not None else _NAMED_ADD,
-                                        names, name=method, hist=read)[method]
+        add = _inlined_add(fn, hist, maxlen, handles)
+        if add is None:
+            names = {"_original": fn, "_hist": hist, "_added": handles.added,
+                     "_dropped": handles.dropped, "_maxlen": maxlen}
+            add = compile_functions(_NAMED_ADD_BOUNDED if maxlen is not None else _NAMED_ADD,
+                                    names, name=method, hist=read)[method]
+        out[method] = add
     for method in info.summarize:
         fn = getattr(cls, method, None)
         if not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
@@ -105,7 +148,8 @@ def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
     return out
 
 
-def _attribute_read(getter: Callable[[Any], Any]) -> str:
+def _attribute_read(getter: Callable[[Any], Any], this: str = "self",
+                    call: str = "_hist") -> str:
     """How a template reads the history: ``self.<attr>`` for ``attrgetter("<attr>")`` (an
     attribute load the interpreter specialises, where the getter is a call), else the call."""
     if type(getter) is attrgetter:
@@ -115,8 +159,8 @@ def _attribute_read(getter: Callable[[Any], Any]) -> str:
             args = ()
         if len(args) == 1 and isinstance(args[0], str) and args[0].isidentifier() \
                 and not keyword.iskeyword(args[0]):
-            return f"self.{args[0]}"
-    return "_hist(self)"
+            return f"{this}.{args[0]}"
+    return f"{call}({this})"
 
 
 def positional_arity(fn: Callable[..., Any]) -> int | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from memexport.core.checks import cached_options, shown
 from memexport.core.component import number
-from memexport.core.counters import Counter
+from memexport.core.counters import Counter, NumberedCounter
 from memexport.core.model import Kind, MetricDef
 from memexport.core.registry import REGISTRY
 from memexport.instrument.events import Events, Handles, count, timings
@@ -102,7 +102,7 @@ class PoolHandles(Handles):
     use: Callable[[float], None]
 
     def setup(self) -> None:
-        self._started = Counter()
+        self._started = NumberedCounter()
         self.started: Callable[[], int] = self._started.inc
         self._failed = Counter()
         self.failed_inc: Callable[[], int] = self._failed.inc
