@@ -11,7 +11,7 @@ import pytest
 from helpers import THING, exposition, samples
 
 import memexport
-from memexport.core.counters import Adder, Counter, Histogram
+from memexport.core.counters import Adder, Counter, Histogram, NumberedCounter
 from memexport.core.registry import OVERFLOW_NAME, Registry
 
 
@@ -193,6 +193,37 @@ def test_adder_and_histogram_exact_under_threads():
     assert v.count == 160_000
     assert v.cumulative == (8 * 13334, 8 * 20_000, 8 * 20_000)  # 0 and 1 fall in le=1
     assert v.sum == 8 * (6667 * 1 + 6666 * 2)
+
+
+def test_histogram_zeros_count_as_values_of_zero_under_threads():
+    """``zero()`` (a wait that did not wait) is a value of 0 kept as a count alone."""
+    h, plain = Histogram((1.0, 2.0)), Histogram((1.0, 2.0))
+    zero = h.zero
+
+    def work():
+        for i in range(20_000):
+            if i % 2:
+                zero()
+            else:
+                h.add(1.5)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert h.count() == 80_000
+    for i in range(80_000):
+        plain.add(0.0 if i % 2 else 1.5)
+    assert h.value() == plain.value()
+    zero()
+    assert h.count() == 80_001 and h.value().cumulative == (40_001, 80_001, 80_001)
+
+
+def test_numbered_counter_returns_the_count_before_each_event():
+    c = NumberedCounter()
+    assert [c.inc() for _ in range(3)] == [0, 1, 2] and c.value() == 3
+    assert Counter().inc() is None
 
 
 def test_histogram_folds_match_counting_each_bucket():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from memexport.core.counters import Counter
+from memexport.core.counters import Counter, NumberedCounter
 from memexport.instrument.templates import compile_functions
 
 TEMPLATE = '''
@@ -28,10 +28,14 @@ class _Other:
 
 
 def test_count_steps_are_called_through_next_and_stay_exact() -> None:
-    counter, other = Counter(), _Other()
+    counter, other = NumberedCounter(), _Other()
     funcs = compile_functions(TEMPLATE, {"_hit": counter.inc, "other": other,
                                          "_plain": lambda: "plain"})
     assert [funcs["hit"](None) for _ in range(3)] == [0, 1, 2]  # inc's value is kept
+    plain = Counter()  # counts down a repeat: no value, the same rewrite
+    tally = compile_functions(TEMPLATE, {"_hit": plain.inc, "other": _Other(), "_plain": int})
+    assert [tally["hit"](None) for _ in range(3)] == [None] * 3 and plain.value() == 3
+    assert "_mx_next" in tally["hit"].__code__.co_names
     assert counter.value() == 3 and other.calls == 3  # an attribute call is left alone
     assert funcs["plain"]() == "plain"
     assert "_mx_next" in funcs["hit"].__code__.co_names

@@ -148,7 +148,8 @@ class Histogram:
     above the first bound, sorted once (not at all when they all fall in the first bucket).
     """
 
-    __slots__ = ("_bounds", "_buf", "_cum", "_lock", "_total", "add")
+    __slots__ = ("_bounds", "_buf", "_cum", "_lock", "_total", "_zeros", "_zeros_folded", "add",
+                 "zero")
 
     def __init__(self, bounds: Sequence[float] = DEFAULT_SECONDS_BUCKETS) -> None:
         self._bounds = validate_buckets(bounds)
@@ -156,6 +157,11 @@ class Histogram:
         self._total = 0.0
         self._buf: list[float] = []
         self.add: Callable[[float], None] = self._buf.append
+        #: ``zero()`` adds a value of 0 (a pool get that did not wait): a count, no float
+        #: made or kept, folded with the rest.
+        self._zeros = Counter()
+        self._zeros_folded = 0
+        self.zero: Callable[[], Any] = self._zeros.inc
         # Re-entrant: a GC callback may observe (and fold) while this thread is folding.
         self._lock = forks.RLock()
 
@@ -168,6 +174,13 @@ class Histogram:
     def fold(self) -> None:
         """Move the pending values into the bucket counts and the sum."""
         with self._lock:
+            zeros = self._zeros.value()
+            z = zeros - self._zeros_folded
+            if z:
+                self._zeros_folded = zeros
+                cum = self._cum
+                for i in range(len(cum)):
+                    cum[i] += z
             buf = self._buf
             k = len(buf)
             if not k:
@@ -211,7 +224,8 @@ class Histogram:
     def count(self) -> int:
         """Values seen so far, folded or not."""
         with self._lock:
-            return self._cum[-1] + len(self._buf)
+            return (self._cum[-1] + len(self._buf)
+                    + self._zeros.value() - self._zeros_folded)
 
     def value(self) -> HistogramValue:
         with self._lock:

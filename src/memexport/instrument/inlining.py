@@ -147,7 +147,7 @@ class _Returns(ast.NodeTransformer):
 
 
 def _maker(fn: types.FunctionType, prologue: str, epilogue: str,
-           closure: tuple[str, ...]) -> types.CodeType | None:
+           closure: tuple[str, ...], always: bool) -> types.CodeType | None:
     code = fn.__code__
     if code.co_flags & _NOT_PLAIN or code.co_freevars or fn.__defaults__ \
             or fn.__kwdefaults__ or not code.co_varnames:
@@ -167,14 +167,19 @@ def _maker(fn: types.FunctionType, prologue: str, epilogue: str,
     doc = body[:1] if (body and isinstance(body[0], ast.Expr)
                        and isinstance(body[0].value, ast.Constant)
                        and isinstance(body[0].value.value, str)) else []
-    flat: list[ast.stmt] = []
-    for stmt in body[len(doc):]:
-        done = returns.visit(stmt)
-        flat.extend(done if isinstance(done, list) else [done])
     for stmt in before:
         for sub in ast.walk(stmt):
             ast.copy_location(sub, node)
-    node.body = [*doc, *before, *flat, *returns.copy_at(node)]
+    if always:  # the epilogue runs however the body ends
+        tail = ast.Try(body=body[len(doc):] or [ast.Pass()], handlers=[], orelse=[],
+                       finalbody=returns.copy_at(node))
+        node.body = [*doc, *before, ast.copy_location(tail, node)]
+    else:
+        flat: list[ast.stmt] = []
+        for stmt in body[len(doc):]:
+            done = returns.visit(stmt)
+            flat.extend(done if isinstance(done, list) else [done])
+        node.body = [*doc, *before, *flat, *returns.copy_at(node)]
     top = tree.body[0]
     result: ast.expr = ast.Name(node.name, ast.Load())
     if isinstance(top, ast.ClassDef):
@@ -193,19 +198,21 @@ def _maker(fn: types.FunctionType, prologue: str, epilogue: str,
 
 
 def inlined(fn: Callable[..., Any], prologue: str, epilogue: str,
-            names: Mapping[str, Any]) -> types.FunctionType | None:
+            names: Mapping[str, Any], *, always: bool = False) -> types.FunctionType | None:
     """``fn`` with ``prologue`` run before its body and ``epilogue`` before it returns
-    (``{self}`` in both: its first parameter), reading ``names`` (all ``_me_``-prefixed) as
-    closure variables; None if ``fn`` cannot be compiled so (the caller wraps it)."""
+    (``{self}`` in both: its first parameter; ``always``: also when it raises, as a
+    ``finally``), reading ``names`` (all ``_me_``-prefixed) as closure variables; None if
+    ``fn`` cannot be compiled so (the caller wraps it)."""
     if not isinstance(fn, types.FunctionType):
         return None
     closure = tuple(sorted(names))
-    key = (fn.__code__, prologue, epilogue, closure)
+    # A code object's equality leaves out its file: two files' identical methods differ here.
+    key = (fn.__code__, fn.__code__.co_filename, prologue, epilogue, closure, always)
     if key in _MADE:
         made = _MADE[key]
     else:
         try:
-            made = _maker(fn, prologue, epilogue, closure)
+            made = _maker(fn, prologue, epilogue, closure, always)
         except (RecursionError, MemoryError):
             made = None
         if len(_MADE) < _MADE_MAX:

@@ -56,6 +56,7 @@ def _release(key: str, indent: int = 0) -> str:
 def handle_names(handles: Any, failed: Callable[..., None]) -> dict[str, Any]:
     """The per-name globals of the generated functions."""
     return {"_started": handles.started, "_failed": failed, "_wait_add": handles.wait,
+            "_wait_zero": handles.wait_zero,
             "_use_add": handles.use, "_fold": handles.fold, "_clock": time.perf_counter,
             "_MASK": FOLD_MASK}
 

@@ -85,6 +85,33 @@ _me_next(_me_added)
 '''
 
 
+_INLINE_SUMMARIZE = '''
+try:
+    _me_n0 = _me_len({hist})
+except Exception:
+    _me_n0 = -1
+'''
+_INLINE_SUMMARIZE_DONE = '''
+if _me_n0 >= 0:
+    try:
+        _me_gone = _me_n0 - _me_len({hist})
+    except Exception:
+        _me_gone = 0
+    if _me_gone > 0:
+        _me_summarized(_me_gone)
+'''
+
+
+def _inlined_summarize(fn: Any, hist: Callable[[Any], Any], handles: Any) -> Any:
+    """The summarising method ``fn`` with its count in its body, or None (then wrapped)."""
+    read = _attribute_read(hist, "{self}", "_me_hist")
+    names: dict[str, Any] = {"_me_len": len, "_me_summarized": handles.summarized}
+    if "_me_hist" in read:
+        names["_me_hist"] = hist
+    return inlined(fn, _INLINE_SUMMARIZE.replace("{hist}", read),
+                   _INLINE_SUMMARIZE_DONE.replace("{hist}", read), names, always=True)
+
+
 def _inlined_add(fn: Any, hist: Callable[[Any], Any], maxlen: int | None, handles: Any
                  ) -> Any:
     """The add method ``fn`` with the bookkeeping in its body, or None (then wrapped)."""
@@ -142,9 +169,12 @@ def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
         if not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
                 or not method.isidentifier():
             return None
-        names = {"_original": fn, "_hist": hist, "_summarized": handles.summarized}
-        out[method] = compile_functions(_NAMED_SUMMARIZE, names, name=method,
-                                        hist=read)[method]
+        summarize = _inlined_summarize(fn, hist, handles)
+        if summarize is None:
+            names = {"_original": fn, "_hist": hist, "_summarized": handles.summarized}
+            summarize = compile_functions(_NAMED_SUMMARIZE, names, name=method,
+                                          hist=read)[method]
+        out[method] = summarize
     return out
 
 

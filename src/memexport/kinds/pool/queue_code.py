@@ -6,8 +6,9 @@ pool's budget, so nothing else may be added. Here ``get``/``put`` are the bodies
 ``queue.Queue.get``/``put`` as this Python ships them, compiled once per pool name with the
 bookkeeping in the same frame, and the clock read that starts the wait doubles as the one
 ``get(timeout=...)`` reads for its deadline when both clocks are one; a get that finds an
-item without waiting reads no second clock (its wait is 0, its hold starts at that one
-read: the mutex is held for microseconds at most). The copy is used only
+item without waiting reads no second clock (its wait is 0, counted without a value kept:
+``Histogram.zero``; its hold starts at that one read: the mutex is held for microseconds at
+most). The copy is used only
 when it is the running interpreter's: each body is compiled plain first and its bytecode
 compared with ``queue.Queue.get``/``put``'s (3.10-3.12 share one body, 3.13 adds
 ``shutdown``). A Python whose queue differs, or a subclass overriding ``get``/``put``, gets
@@ -155,8 +156,12 @@ _GET = _GET_HEAD + '''    n = _next(_starts)
     except BaseException as exc:
         _failed(exc, False)
         raise
-    t = _clock() if waited else t0
-    _wait_add(t - t0)
+    if waited:
+        t = _clock()
+        _wait_add(t - t0)
+    else:
+        t = t0
+        _wait_zero()
     self._me_held[id(item)] = t
     if not n & {mask}:
         _fold()

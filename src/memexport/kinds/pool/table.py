@@ -94,7 +94,7 @@ class PoolHandles(Handles):
     """A pool name's hot-path callables; pending acquires are what started minus what
     ended (got a resource, or failed), for every pool of the name."""
 
-    __slots__ = ("_failed", "_started", "failed_inc", "started")
+    __slots__ = ("_failed", "_started", "failed_inc", "started", "wait_zero")
 
     exhausted: Callable[[], int]
     errors: Callable[[], int]
@@ -107,6 +107,7 @@ class PoolHandles(Handles):
         self._failed = Counter()
         self.failed_inc: Callable[[], int] = self._failed.inc
         wait = self.group.histogram(WAIT)
+        self.wait_zero: Callable[[], Any] = wait.zero  # a wait of 0: counted, no value kept
         self.group.count_of(ACQUIRES, wait)  # every acquire that got a resource waited once
         self.group.gauge(PENDING, self.pending)
 
