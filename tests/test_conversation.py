@@ -462,3 +462,31 @@ def test_a_bounded_history_replaced_by_a_longer_one_counts_its_own_drops() -> No
     assert len(small.conversation_history) == 6
     assert conv(s, "memexport_conversation_messages_dropped_total", "resized") == 4
     assert conv(s, "memexport_conversation_messages_added_total", "resized") == 10
+
+
+def test_a_manager_with_no_source_at_hand_is_wrapped_and_counts_the_same() -> None:
+    """A class made by ``exec`` has no source to inline: its name's subclass wraps the
+    methods, counting adds, drops and summaries as the inlined ones do."""
+    scope: dict[str, Any] = {"deque": deque}
+    exec("class Manager:\n"
+         "    def __init__(self):\n"
+         "        self.conversation_history = deque(maxlen=3)\n"
+         "        self.summaries = []\n"
+         "    def add_message(self, message):\n"
+         "        self.conversation_history.append(message)\n"
+         "        return len(self.conversation_history)\n"
+         "    def _create_summary(self):\n"
+         "        self.summaries.append(self.conversation_history.popleft())\n", scope)
+    reg = Registry()
+    m = memexport.conversation(scope["Manager"](), name="no_source", registry=reg)
+    assert type(m).add_message.__code__.co_filename == "<memexport wrapper>"
+    assert [m.add_message(message(i)) for i in range(5)] == [1, 2, 3, 3, 3]
+    m._create_summary()
+    s = samples(reg)
+    assert conv(s, "memexport_conversation_messages_added_total", "no_source") == 5
+    assert conv(s, "memexport_conversation_messages_dropped_total", "no_source") == 2
+    assert conv(s, "memexport_conversation_messages_summarized_total", "no_source") == 1
+    guide_m = memexport.conversation(guide.MemoryEfficientConversationManager(3),
+                                     name="with_source", registry=reg)
+    original = guide.MemoryEfficientConversationManager.add_message.__code__
+    assert type(guide_m).add_message.__code__.co_filename == original.co_filename  # inlined

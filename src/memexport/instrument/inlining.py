@@ -16,11 +16,14 @@ import __future__
 
 import ast
 import inspect
+import textwrap
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["inlined"]
+from memexport.instrument.templates import compile_functions, forwarding
+
+__all__ = ["inlined", "method_with", "wrapper"]
 
 _PREFIX = "_me_"
 _NOT_PLAIN = (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
@@ -229,3 +232,45 @@ def inlined(fn: Callable[..., Any], prologue: str, epilogue: str,
     out.__annotations__ = dict(fn.__annotations__)
     out.__dict__.update(fn.__dict__)
     return out
+
+
+_WRAPPER = '''
+def {name}(self, {params}):
+{prologue}
+    _me_r = _me_original(self, {call})
+{epilogue}
+    return _me_r
+'''
+_WRAPPER_ALWAYS = '''
+def {name}(self, {params}):
+{prologue}
+    try:
+        return _me_original(self, {call})
+    finally:
+{epilogue}
+'''
+
+
+def wrapper(fn: Callable[..., Any], prologue: str, epilogue: str, names: Mapping[str, Any],
+            *, always: bool = False) -> Any:
+    """What ``inlined`` makes, as a wrapper calling ``fn`` (same signature, one frame more):
+    for a method whose source cannot be used."""
+    params, call, defaults = forwarding(fn)
+    name = getattr(fn, "__name__", "method")
+    name = name if name.isidentifier() and not name.startswith(_PREFIX) else "method"
+    indent = " " * (8 if always else 4)
+    source = (_WRAPPER_ALWAYS if always else _WRAPPER).format(
+        name=name, params=params, call=call,
+        prologue=textwrap.indent(prologue.format(self="self").strip("\n"), "    ") or "    pass",
+        epilogue=textwrap.indent(epilogue.format(self="self").strip("\n"), indent)
+        or indent + "pass")
+    return compile_functions(source, {**names, **defaults, "_me_original": fn},
+                             filename="<memexport wrapper>")[name]
+
+
+def method_with(fn: Callable[..., Any], prologue: str, epilogue: str,
+                names: Mapping[str, Any], *, always: bool = False) -> Any:
+    """``fn`` with ``prologue`` and ``epilogue`` in its own body where it can be
+    (``inlined``), else around it (``wrapper``)."""
+    return (inlined(fn, prologue, epilogue, names, always=always)
+            or wrapper(fn, prologue, epilogue, names, always=always))

@@ -13,60 +13,21 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from memexport.instrument.inlining import inlined
-from memexport.instrument.templates import compile_functions, is_count_step
+from memexport.instrument.inlining import method_with
+from memexport.instrument.templates import is_count_step
 from memexport.kinds.conversation.table import ConversationInfo
 
 __all__ = ["bound", "bounded_deque", "methods", "positional_arity"]
 
 # A manager moved into its name's own subclass: the name's counters and the history getter
-# are bound in, so an add makes no index lookup (see ``ObjectShape.moved_methods``). A
-# bounded history's subclass is made per ``maxlen`` (the moved key): the deque's own
-# ``maxlen`` (an attribute read the interpreter cannot specialise) is read only once the
-# history is that long, so a history replaced by a longer deque counts no false drop.
-_NAMED_ADD = '''
-def {name}(self, message):
-    result = _original(self, message)
-    _added()
-    return result
-'''
-_NAMED_ADD_BOUNDED = '''
-def {name}(self, message):
-    try:
-        c = {hist}
-        n = len(c)
-        full = n >= _maxlen and n >= c.maxlen  # maxlen read only when it may be reached
-    except Exception:
-        full = False
-    result = _original(self, message)
-    if full:
-        _dropped()
-    _added()
-    return result
-'''
-_NAMED_SUMMARIZE = '''
-def {name}(self, *args, **kwargs):
-    try:
-        n0 = len({hist})
-    except Exception:
-        return _original(self, *args, **kwargs)
-    try:
-        return _original(self, *args, **kwargs)
-    finally:
-        try:
-            gone = n0 - len({hist})
-        except Exception:
-            gone = 0
-        if gone > 0:
-            _summarized(gone)
-'''
-
-
-# The same bookkeeping put into the add method's own body (``instrument.inlining``), where
-# its source compiles to the code that runs: no frame and call more than the app's.
-# The maxlen is a constant of the code (one per subclass), compared as a jump the
-# interpreter specialises; the deque's own is read only once the history is that long.
-_INLINE_BOUNDED = '''
+# are bound in, so an add makes no index lookup (see ``ObjectShape.moved_methods``). The
+# bookkeeping goes into the method's own body where its source allows
+# (``instrument.inlining``: no frame and call more than the app's), else around it. A
+# bounded history's subclass is made per ``maxlen`` (the moved key), a constant of the code
+# compared as a jump the interpreter specialises: the deque's own ``maxlen`` (an attribute
+# read it cannot specialise) is read only once the history is that long, so a history
+# replaced by a longer deque counts no false drop.
+_BOUNDED = '''
 _me_full = False
 try:
     _me_c = {hist}
@@ -75,23 +36,22 @@ try:
 except Exception:
     pass
 '''
-_INLINE_BOUNDED_DONE = '''
+_BOUNDED_DONE = '''
 if _me_full:
     _me_dropped()
 _me_next(_me_added)
 '''
-_INLINE_DONE = '''
+_ADD_DONE = '''
 _me_next(_me_added)
 '''
-
-
-_INLINE_SUMMARIZE = '''
+# Whatever the summarising method takes out of the history, however it ends.
+_SUMMARIZE = '''
 try:
     _me_n0 = _me_len({hist})
 except Exception:
     _me_n0 = -1
 '''
-_INLINE_SUMMARIZE_DONE = '''
+_SUMMARIZE_DONE = '''
 if _me_n0 >= 0:
     try:
         _me_gone = _me_n0 - _me_len({hist})
@@ -102,30 +62,39 @@ if _me_n0 >= 0:
 '''
 
 
-def _inlined_summarize(fn: Any, hist: Callable[[Any], Any], handles: Any) -> Any:
-    """The summarising method ``fn`` with its count in its body, or None (then wrapped)."""
+def _reading(hist: Callable[[Any], Any], names: dict[str, Any]) -> str:
+    """How the bookkeeping reads the history (``{self}`` is the method's first parameter)."""
     read = _attribute_read(hist, "{self}", "_me_hist")
+    if "_me_hist" in read:
+        names["_me_hist"] = hist
+    return read
+
+
+def _summarize(fn: Any, hist: Callable[[Any], Any], handles: Any) -> Any:
+    """The summarising method ``fn`` counting what it removes from the history."""
     names: dict[str, Any] = {"_me_len": len, "_me_summarized": handles.summarized}
-    if "_me_hist" in read:
-        names["_me_hist"] = hist
-    return inlined(fn, _INLINE_SUMMARIZE.replace("{hist}", read),
-                   _INLINE_SUMMARIZE_DONE.replace("{hist}", read), names, always=True)
+    read = _reading(hist, names)
+    return method_with(fn, _SUMMARIZE.replace("{hist}", read),
+                       _SUMMARIZE_DONE.replace("{hist}", read), names, always=True)
 
 
-def _inlined_add(fn: Any, hist: Callable[[Any], Any], maxlen: int | None, handles: Any
-                 ) -> Any:
-    """The add method ``fn`` with the bookkeeping in its body, or None (then wrapped)."""
-    if not is_count_step(handles.added):
-        return None
-    names = {"_me_next": next, "_me_added": handles.added.__self__}
+def _add(fn: Any, hist: Callable[[Any], Any], maxlen: int | None, handles: Any) -> Any:
+    """The add method ``fn`` counting the message, and a bounded history's drop."""
+    names: dict[str, Any] = {"_me_next": next, "_me_added": _iterator(handles.added)}
     if maxlen is None:
-        return inlined(fn, "", _INLINE_DONE, names)
-    read = _attribute_read(hist, "{self}", "_me_hist")
+        return method_with(fn, "", _ADD_DONE, names)
     names.update(_me_len=len, _me_dropped=handles.dropped)
-    if "_me_hist" in read:
-        names["_me_hist"] = hist
-    prologue = _INLINE_BOUNDED.replace("{hist}", read).replace("{maxlen}", str(int(maxlen)))
-    return inlined(fn, prologue, _INLINE_BOUNDED_DONE, names)
+    prologue = _BOUNDED.replace("{hist}", _reading(hist, names)).replace(
+        "{maxlen}", str(int(maxlen)))
+    return method_with(fn, prologue, _BOUNDED_DONE, names)
+
+
+def _iterator(step: Callable[[], Any]) -> Any:
+    """What ``next()`` steps for the counter step ``step`` (an iterator calling it else)."""
+    return step.__self__ if is_count_step(step) else iter(step, _NEVER)  # type: ignore[attr-defined]
+
+
+_NEVER = object()
 
 
 def bounded_deque(getter: Callable[[Any], Any] | None, obj: Any) -> bool:
@@ -150,31 +119,19 @@ def methods(cls: type, info: ConversationInfo, obj: Any, handles: Any
     if hist is None:
         return None
     maxlen = bound(hist, obj)
-    read = _attribute_read(hist)
     out: dict[str, Any] = {}
     for method, bulk in info.adds:
         fn = getattr(cls, method, None)
         if bulk or not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
                 or positional_arity(fn) != 1 or not method.isidentifier():
             return None
-        add = _inlined_add(fn, hist, maxlen, handles)
-        if add is None:
-            names = {"_original": fn, "_hist": hist, "_added": handles.added,
-                     "_dropped": handles.dropped, "_maxlen": maxlen}
-            add = compile_functions(_NAMED_ADD_BOUNDED if maxlen is not None else _NAMED_ADD,
-                                    names, name=method, hist=read)[method]
-        out[method] = add
+        out[method] = _add(fn, hist, maxlen, handles)
     for method in info.summarize:
         fn = getattr(cls, method, None)
         if not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn) \
                 or not method.isidentifier():
             return None
-        summarize = _inlined_summarize(fn, hist, handles)
-        if summarize is None:
-            names = {"_original": fn, "_hist": hist, "_summarized": handles.summarized}
-            summarize = compile_functions(_NAMED_SUMMARIZE, names, name=method,
-                                          hist=read)[method]
-        out[method] = summarize
+        out[method] = _summarize(fn, hist, handles)
     return out
 
 
