@@ -30,8 +30,9 @@ _NOT_PLAIN = (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GEN
               | inspect.CO_ITERABLE_COROUTINE)
 _FUTURES = [getattr(__future__, n).compiler_flag for n in __future__.all_feature_names]
 
-#: (original code, prologue, epilogue, closure names) -> the maker's code, or None when the
-#: original cannot be inlined. Bounded: one entry per instrumented method and template.
+#: (original code, its file, prologue, epilogue, closure names, always) -> the maker's code,
+#: or None when the original cannot be inlined. Bounded: one entry per instrumented method
+#: and template.
 _MADE: dict[tuple[Any, ...], types.CodeType | None] = {}
 _MADE_MAX = 256
 

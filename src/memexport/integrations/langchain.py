@@ -23,7 +23,7 @@ from memexport.core.registry import Profile
 from memexport.instrument import patching
 from memexport.instrument.kind import Shape
 from memexport.kinds.conversation.held import HeldListShape, plain_list
-from memexport.kinds.conversation.shapes import HistoryShape, history_profile, list_methods
+from memexport.kinds.conversation.shapes import HistoryShape, history_profile
 from memexport.kinds.conversation.table import ConversationInfo, ConversationOptions
 
 try:
@@ -87,9 +87,6 @@ class LangChainHeldShape(HeldListShape):
         return (cls.add_message is original(base, "add_message")
                 and original(cls, "clear") is original(base, "clear")
                 and plain_list(obj.__dict__.get("messages")))
-
-    def list_methods(self, handles: Any) -> dict[str, Any]:
-        return list_methods(handles)
 
     def profile(self, obj: Any, opts: ConversationOptions, kind: Kind) -> Profile:
         return history_profile(kind, ConversationInfo(_messages), readable=True)

@@ -20,15 +20,18 @@ from memexport.instrument.derive import derived_class
 from memexport.instrument.detach import detach
 from memexport.instrument.shape import Shape
 from memexport.instrument.tracked import ROOTS, is_tracked, tracked_base
+from memexport.kinds.conversation.shapes import list_methods
 
 __all__ = ["Held", "HeldListShape", "counting_list", "hold"]
 
 _TRACKED_LIST = ROOTS[list]
 
 
-def counting_list(handles: Any, methods: Callable[[], dict[str, Any]]) -> type:
-    """The name's tracked list class for held histories (made once per name)."""
-    return derived_class(handles.classes, "held-list", tracked_base(list), methods)
+def counting_list(handles: Any) -> type:
+    """The name's tracked list class for held histories (made once per name): the kind's
+    counting list methods, as a plain list given to ``memexport.conversation`` gets."""
+    return derived_class(handles.classes, "held-list", tracked_base(list),
+                         lambda: list_methods(handles))
 
 
 def _attrs(obj: Any) -> dict[str, Any] | None:
@@ -110,15 +113,11 @@ class HeldListShape(Shape):
     attr: str = "messages"
     resets: tuple[str, ...] = ()
 
-    def list_methods(self, handles: Any) -> dict[str, Any]:
-        """The tracked list's counting methods (the kind's list methods)."""
-        raise NotImplementedError
-
     def variant(self, obj: Any, opts: Any) -> Any:
         return (type(obj), "held")
 
     def listen(self, obj: Any, comp: Component, handles: Any, opts: Any) -> None:
-        cls = counting_list(handles, lambda: self.list_methods(handles))
+        cls = counting_list(handles)
         for method in self.resets:
             patching.patch(type(obj), method, _rehold(self.attr), f"conversation:held-{method}")
         comp.state = Held(self.attr, comp)

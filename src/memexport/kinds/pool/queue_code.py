@@ -1,18 +1,18 @@
 """A tracked queue's ``get``/``put``: the standard library's own code with the bookkeeping in it.
 
 Wrapping ``Queue.get``/``put`` leaves the queue's work as it is and adds the bookkeeping
-around it; the bookkeeping (a count, three clock reads, a hold keyed by ``id``) is most of a
-pool's budget, so nothing else may be added. Here ``get``/``put`` are the bodies of
+around it; the bookkeeping (a count, one or two clock reads, a hold keyed by ``id``) is most
+of a pool's budget, so nothing else may be added. Here ``get``/``put`` are the bodies of
 ``queue.Queue.get``/``put`` as this Python ships them, compiled once per pool name with the
-bookkeeping in the same frame, and the clock read that starts the wait doubles as the one
-``get(timeout=...)`` reads for its deadline when both clocks are one; a get that finds an
-item without waiting reads no second clock (its wait is 0, counted without a value kept:
-``Histogram.zero``; its hold starts at that one read: the mutex is held for microseconds at
-most). The copy is used only
-when it is the running interpreter's: each body is compiled plain first and its bytecode
-compared with ``queue.Queue.get``/``put``'s (3.10-3.12 share one body, 3.13 adds
-``shutdown``). A Python whose queue differs, or a subclass overriding ``get``/``put``, gets
-``None`` here and keeps the wrapper in ``memexport.kinds.pool.queues``.
+bookkeeping in the same frame. The clock read that starts the wait doubles as the one
+``get(timeout=...)`` reads for its deadline when both clocks are one. A get that finds an
+item without waiting reads no second clock: its wait is 0, counted without a value kept
+(``Histogram.zero``), and its hold starts at that one read (the mutex is held for
+microseconds at most). The copy is used only when it is the running interpreter's: each
+body is compiled plain first and its bytecode compared with ``queue.Queue.get``/``put``'s
+(3.10-3.12 share one body, 3.13 adds ``shutdown``). A Python whose queue differs, or a
+subclass overriding ``get``/``put``, gets ``None`` here and keeps the wrapper in
+``memexport.kinds.pool.queues``.
 
 The release's bookkeeping (``held.pop``) runs under the queue's mutex, right after the item
 is back: a thread getting it a moment later cannot have its hold popped by this ``put``.
