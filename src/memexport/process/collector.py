@@ -66,8 +66,8 @@ USS_BYTES = "memexport_process_uss_bytes"
 DEFAULT_INTERVAL = 15.0
 #: The shortest interval accepted: shorter would keep a core busy reading /proc.
 MIN_INTERVAL = 0.01
-#: CPU seconds (of the collector thread) the tracemalloc reading of one tick may take
-#: before its grouping samples (see tracesites).
+#: CPU seconds (of the collector thread) the grouping of one tick's tracemalloc traces may
+#: take before it samples (see tracesites); tracemalloc's own copy of the traces comes first.
 TRACEMALLOC_BUDGET = 0.5
 #: Time the ledger's component readings may take per tick.
 LEDGER_BUDGET = 0.05

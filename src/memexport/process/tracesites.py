@@ -5,7 +5,9 @@ then filtered: rows whose file is tracemalloc's, importlib's or this package's a
 (a few thousand rows, not every trace as ``Snapshot.filter_traces`` does). The grouping loop
 allocates no object per trace, since tracemalloc would trace each one. The reading is
 time-boxed in CPU time of the collector thread (``time.thread_time``: a loaded host's
-preemption does not shrink it): past its deadline the traces not yet grouped are left out
+preemption does not shrink it), from the moment tracemalloc has handed over its traces (that
+copy, one C call linear in the heap, cannot stop early; on a slow host it took most of a box
+that included it): past the deadline the traces not yet grouped are left out
 and the sums scaled up from the share grouped (``memexport_tracemalloc_coverage_ratio`` says
 how much); the tick's wall time stays exported as
 ``memexport_collector_duration_seconds{collector="tracemalloc"}``. Growth between ticks
@@ -141,11 +143,13 @@ class TraceSites:
         """A reading now, or None when tracemalloc is not tracing (series absent)."""
         if not _tm.is_tracing():
             return None
-        start = time.thread_time()
         current, peak = _tm.get_traced_memory()
         overhead = _tm.get_tracemalloc_memory()
         traces = _tm._get_traces()  # type: ignore[attr-defined]  # what take_snapshot() wraps
-        by_frame, large, n_large, grouped = group_traces(traces, start + budget_seconds)
+        # The box starts after tracemalloc's copy: that copy is one C call, linear in the
+        # heap and not divisible; the grouping is what can stop early.
+        deadline = time.thread_time() + budget_seconds
+        by_frame, large, n_large, grouped = group_traces(traces, deadline)
         n = len(traces)
         del traces
         scale = n / grouped if grouped else 0.0
