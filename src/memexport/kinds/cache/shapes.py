@@ -13,7 +13,6 @@ from memexport.core.model import Kind
 from memexport.core.registry import Index, Profile, SizeSpec
 from memexport.core.sizing import shallow_size
 from memexport.instrument.kind import Shape, on_target
-from memexport.instrument.lru import death_reader
 from memexport.instrument.mapping import PROXY, SELF, as_size, mapping_methods, originals_of
 from memexport.instrument.proxy import proxy_base
 from memexport.instrument.readers import first_number, lazy_number
@@ -176,6 +175,9 @@ class LruShape(Shape):
             readers[BYTES] = opts.bytes
         elif sampling(opts):
             size = SizeSpec(_lru_entries, lambda f: f.cache_info().currsize, _lru_overhead, True)
+        # Imported here: it loads ctypes and calibrates on two wrappers, which only an
+        # lru_cache needs (not the first dict cache of an app's start).
+        from memexport.instrument.lru import death_reader
         return Profile(kind, readers, pulled, size, death=death_reader(bounded, type(obj)))
 
 
