@@ -13,7 +13,6 @@ request without the token is refused and counted.
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -150,9 +149,13 @@ def test_alert_to_webhook_to_shedding_and_back(loop: dict[str, Any]) -> None:
         rng = prom.api(f"v1/query_range?query=process_resident_memory_bytes&start={end - 60}"
                        f"&end={end}&step=1")["data"]["result"]
         values = [float(v) for _, v in rng[0]["values"]] if rng else []
-        return max((a - b for a, b in itertools.pairwise(values)), default=0.0)
+        # From one sample to the lowest of the next three: a scrape that lands while the run
+        # is under way splits the drop in two (seen on a loaded machine: the run freed
+        # 10.7 MiB, no single step showed more than 3.95 MiB).
+        return max((values[i] - min(values[i + 1:i + 4]) for i in range(len(values) - 1)),
+                   default=0.0)
     assert poll(lambda: rss_drop() >= 4 * 2**20, 10), rss_drop()
-    phase(f"Prometheus saw RSS drop by {rss_drop() / 2**20:.1f} MiB in one scrape")
+    phase(f"Prometheus saw RSS drop by {rss_drop() / 2**20:.1f} MiB within three scrapes")
 
     phase("freed memory checked")
     # 3. Evidence: listed on the index, on disk, with its sections.

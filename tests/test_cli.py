@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, free_port
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "memexport.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+                          text=True, timeout=timeout, cwd=ROOT,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_help_lists_the_commands() -> None:
@@ -153,3 +157,15 @@ def test_bench_only_matching_nothing_is_an_error() -> None:
     assert res.returncode == 2
     assert "--only 'nonexistent' matches no case name" in res.stderr
     assert res.stdout == ""
+
+
+def test_bench_times_prometheus_client_in_its_default_mode_whatever_the_environment(
+        tmp_path: Path) -> None:
+    """A shell of a gunicorn app (PROMETHEUS_MULTIPROC_DIR set) runs the bench as anywhere
+    else: prometheus_client writes no file into that directory (nor fails on a missing one)."""
+    for mp in (tmp_path, tmp_path / "gone"):
+        res = run_cli("bench", "--only", "counter: prometheus_client", "--quick",
+                      env={"PROMETHEUS_MULTIPROC_DIR": str(mp)}, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert "prometheus_client Counter.labels(...).inc()" in res.stdout
+    assert list(tmp_path.iterdir()) == []

@@ -207,7 +207,9 @@ def test_settings_are_validated(monkeypatch, tmp_path):
 
 
 def test_on_starting_creates_and_wipes_the_directory(monkeypatch, tmp_path):
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # on_starting sets the variable itself: setitem first, so the teardown removes it.
+    monkeypatch.setitem(os.environ, "PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     mpx.on_starting(None)
     made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     try:

@@ -12,6 +12,7 @@ Nothing here asserts on time: it reports. docs/performance.md says what each cas
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -38,6 +39,10 @@ __all__ = ["CASE_MODULES", "Case", "Derived", "Measure", "Result", "Skipped", "T
 CASE_MODULES = ("core", "scrape", "caches", "pools", "agents", "patched", "otel", "process",
                 "threads", "memory", "instrumenting", "cycles", "sampling", "startup",
                 "tracing")
+
+#: prometheus_client picks its multiprocess mode from these when it is imported; the bench
+#: times its default mode, and must not write its files into an app's directory.
+_MULTIPROC_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
 
 def run(quick: bool = False, only: str | None = None,
@@ -96,6 +101,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--only", metavar="TEXT", help="only cases whose name contains TEXT")
     args = parser.parse_args(argv)
+    for var in _MULTIPROC_ENV:  # for this process and the scrape workers it starts
+        os.environ.pop(var, None)
     results, skipped = run(quick=args.quick, only=args.only)
     if args.only is not None and not results and not skipped:
         parser.error(f"--only {args.only[:80]!r} matches no case name "
