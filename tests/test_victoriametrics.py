@@ -53,7 +53,9 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     try:
         for scenario in ("healthy", "leak"):
             port = free_port()
-            demos.append((port, start_demo(port, scenario=scenario, duration=180)))
+            # Alive for the whole module (stopped at its end): a demo that ends by itself
+            # leaves stale series, and a loaded machine took over 180 s to reach the last test.
+            demos.append((port, start_demo(port, scenario=scenario, duration=900)))
         targets = [f"127.0.0.1:{port}" for port, _ in demos]
         vm = VictoriaMetrics(tmp / "vm")
         started.append(vm)
