@@ -54,7 +54,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         for scenario in ("healthy", "leak"):
             port = free_port()
             # Alive for the whole module (stopped at its end): a demo that ends by itself
-            # leaves stale series, and a loaded machine took over 180 s to reach the last test.
+            # leaves stale series, which a late test on a loaded machine would find empty.
             demos.append((port, start_demo(port, scenario=scenario, duration=900)))
         targets = [f"127.0.0.1:{port}" for port, _ in demos]
         vm = VictoriaMetrics(tmp / "vm")
